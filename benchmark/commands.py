@@ -1,0 +1,180 @@
+"""The subcommands of ``python -m benchmark`` (each registered with ``@command``)."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from oefsmc.errors import UserError
+
+from .cli import add_data_args, add_fewshot_args, command, emit_json
+
+
+def _log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------------- fewshot
+def _fewshot_args(p: argparse.ArgumentParser) -> None:
+    add_data_args(p)
+    add_fewshot_args(p)
+    p.add_argument("--json", action="store_true")
+
+
+def _fewshot_run(args) -> int:
+    from oefsmc.data import DATASETS, load_split
+    from oefsmc.data.fewshot import sample_fewshot
+    from oefsmc.oe.complementary import complementary_distribution, ood_class_weights
+    spec = DATASETS.get(args.dataset)
+    train = load_split(args.dataset, args.data_root, "train", args.download)
+    fs = sample_fewshot(train.labels.numpy(), spec.num_classes, args.dataset, args.num, args.balanced,
+                        args.imbalance_ratio, args.seed)
+    gamma_dist = complementary_distribution(fs.class_counts)
+    out = {**fs.to_json(), "dataset": args.dataset, "num": args.num, "balanced": args.balanced,
+           "imbalance_ratio": None if args.balanced else args.imbalance_ratio, "seed": args.seed,
+           "pool": train.source, "pool_size": len(train),
+           "ood_label_distribution": gamma_dist.tolist(), "class_weights": ood_class_weights(gamma_dist).tolist()}
+    if args.json:
+        emit_json(out)
+    else:
+        print(f"{args.dataset}: Num {args.num}, class counts {fs.class_counts}")
+        print(f"OOD label distribution (Gamma): {[round(g, 4) for g in out['ood_label_distribution']]}")
+    return 0
+
+
+command("fewshot", "draw a few-sample set and print its class counts and indices")((_fewshot_args, _fewshot_run))
+
+
+# ----------------------------------------------------------------------------------------------- run
+def _cell_args(p: argparse.ArgumentParser) -> None:
+    add_data_args(p)
+    p.add_argument("--arch", required=True)
+    add_fewshot_args(p)
+    p.add_argument("--method", required=True, help="cd | fskd | mir | practise")
+    p.add_argument("--oe", default="none", help="none | full | no-comp | no-ft | ft-only")
+    p.add_argument("--teacher", default=None, help="teacher checkpoint (default: train one and cache it)")
+    p.add_argument("--teacher-normalization", default="auto", help="auto | imagenet | cifar | digits")
+    p.add_argument("--schedule", default="official", help="official | cpu | demo")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="NAME=VALUE",
+                   help="override a hyperparameter, e.g. --set mir.iters=500 --set oe.lambda=0.5 (see `params`)")
+    p.add_argument("--ood", default=None, help="OOD source (default per dataset; same as --set oe.ood=)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--json", action="store_true")
+
+
+def cell_from_args(args) -> dict:
+    from oefsmc.core.params import parse_overrides
+    return {"dataset": args.dataset, "arch": args.arch, "num": args.num, "balanced": args.balanced,
+            "imbalance_ratio": args.imbalance_ratio, "method": args.method, "oe": args.oe, "seed": args.seed,
+            "schedule": args.schedule, "overrides": parse_overrides(args.overrides), "data_root": args.data_root,
+            "teacher": args.teacher, "teacher_normalization": args.teacher_normalization, "ood": args.ood,
+            "device": args.device}
+
+
+def _run_run(args) -> int:
+    from oefsmc.pipeline import resolve_config, run_config
+    resolved = resolve_config(cell_from_args(args))
+    _log(f"running {args.method} ({args.oe}) on {args.arch}/{args.dataset}, Num {args.num}, seed {args.seed}")
+    record = run_config(resolved, log=_log)
+    m = record["metrics"]
+    _log(f"teacher {m['teacher_top1']:.2f}  pruned {m['top1_pruned']:.2f}  final {m['top1']:.2f}  "
+         f"({record['timings']['total_s']:.1f} s)")
+    if args.json:
+        emit_json(record)
+    return 0
+
+
+command("run", "run one cell (method x OE variant x seed) and print its record")((_cell_args, _run_run))
+
+
+# ------------------------------------------------------------------------------------------- teacher
+def _teacher_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=["train", "eval"])
+    add_data_args(p)
+    p.add_argument("--arch", required=True)
+    p.add_argument("--teacher", default=None, help="checkpoint to evaluate (eval); default: the suite's cached one")
+    p.add_argument("--teacher-normalization", default="auto")
+    p.add_argument("--recipe", default=None, help="training recipe (default per dataset and arch)")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", action="store_true")
+
+
+def _teacher_run(args) -> int:
+    from oefsmc.core.evaluate import evaluate
+    from oefsmc.data import DATASETS, load_split
+    from oefsmc.models.teacher import Normalizer, load_teacher_file
+    from oefsmc.pipeline import get_teacher, pick_device, resolve_config
+    spec = DATASETS.get(args.dataset)
+    device = pick_device(args.device)
+    if args.action == "eval" and args.teacher:
+        teacher = load_teacher_file(args.teacher, args.arch, spec.num_classes, spec.channels,
+                                    args.teacher_normalization, device)
+    else:
+        if args.recipe:
+            raise UserError("--recipe: only the default recipe per dataset/arch is cached; omit --recipe")
+        cell = {"dataset": args.dataset, "arch": args.arch, "num": spec.num_classes, "balanced": True,
+                "method": "fskd", "oe": "none", "data_root": args.data_root, "device": args.device}
+        resolved = resolve_config(cell)
+        teacher = get_teacher(resolved, device, _log)
+    test = load_split(args.dataset, args.data_root, "test", args.download)
+    acc = evaluate(teacher.model, test.images, test.labels, spec.num_classes, 500,
+                   Normalizer(teacher.normalization, device))
+    out = {"top1": round(acc["top1"], 4), "per_class": acc["per_class"], "head": acc["head"],
+           "medium": acc["medium"], "tail": acc["tail"], "normalization": teacher.normalization,
+           "teacher": teacher.identity, "test_source": test.source, "test_size": len(test)}
+    if args.json:
+        emit_json(out)
+    else:
+        print(f"{args.arch} on {args.dataset}: top-1 {acc['top1']:.2f}")
+    return 0
+
+
+command("teacher", "train (and cache) or evaluate a teacher")((_teacher_args, _teacher_run))
+
+
+# -------------------------------------------------------------------------------------------- params
+def _params_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--method", default=None, help="only this method's parameters")
+    p.add_argument("--json", action="store_true")
+
+
+def _params_run(args) -> int:
+    from oefsmc.core.finetune import FINETUNE_PARAMS
+    from oefsmc.core.method import METHODS
+    from oefsmc.core.params import describe
+    from oefsmc.oe.params import OE_PARAMS
+    from oefsmc.pipeline import _import_methods
+    _import_methods()
+    spaces = {name: METHODS.get(name).params for name in METHODS.names()}
+    if args.method:
+        spaces = {args.method: METHODS.get(args.method).params}
+    spaces.update({"finetune": FINETUNE_PARAMS, "oe": OE_PARAMS})
+    if args.json:
+        emit_json({ns: {n: {"default": p.default, "schedules": dict(p.schedules), "doc": p.doc}
+                        for n, p in ps.items()} for ns, ps in spaces.items()})
+    else:
+        for ns, ps in spaces.items():
+            print("\n".join(describe(ns, ps)))
+    return 0
+
+
+command("params", "list every hyperparameter name, default and schedule value")((_params_args, _params_run))
+
+
+# --------------------------------------------------------------------------------------------- sweep
+def _sweep_args(p: argparse.ArgumentParser) -> None:
+    try:
+        from .sweep import add_sweep_arguments
+    except ImportError:
+        return
+    add_sweep_arguments(p)
+
+
+def _sweep_run(args) -> int:
+    try:
+        from .sweep import run_sweep_command
+    except ImportError:
+        raise UserError("the sweep orchestrator is not installed in this checkout yet") from None
+    return run_sweep_command(args)
+
+
+command("sweep", "run a paper artifact's grid (cached, resumable) and render it")((_sweep_args, _sweep_run))

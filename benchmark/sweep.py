@@ -1,0 +1,620 @@
+"""``python -m benchmark sweep``: run the grid of a paper artifact, cache every cell, render the outputs.
+
+Architecture (grid -> cell -> record -> table)::
+
+    grids.build_grid(artifacts, profile, seeds)      GridEntry(cell, tag) per (paper cell, seed)
+      -> plan_sweep: resolve each cell (cheap), drop overrides equal to the defaults, key it,
+         merge entries with the same key into one Job (the same experiment is computed once)
+      -> ResultCache.check: ok records are reused; missing / failed / corrupt ones are (re)computed
+      -> execute: joblib (loky, long-lived worker processes; or an existing dask cluster); each worker
+         takes the cell's lock, re-checks the cache, runs ``oefsmc.pipeline.run_config`` and writes the
+         record atomically; a failure is recorded with its error and the sweep goes on
+      -> render_outputs: records + tags -> paper_tables renderers -> paper_tables/out/<profile>/
+
+Concurrency: a worker tries the per-cell lock without waiting; if another sweep holds it, the cell is
+retried after the first pass with a blocking lock, and the other sweep's record is then reused
+(``cached``), so two sweeps sharing a results directory compute each cell once.  A sweep killed at
+any point (even SIGKILL) leaves only complete records: the rerun computes the rest.
+
+Test-only hook: ``OEFSMC_FAKE_PIPELINE=<module>`` makes the sweep use ``<module>.resolve_config`` /
+``<module>.run_config`` (and ``<module>.not_applicable_reason`` if defined) instead of
+:mod:`oefsmc.pipeline`.  The tests use it to run sweeps in subprocesses with a fake, fast runner.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import socket
+import sys
+import time
+import traceback
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Optional, Union
+
+from oefsmc.errors import UserError
+
+from .cache import RESULTS_SCHEMA_VERSION, CacheEntry, ResultCache, canonical_json, cell_key, _json_default
+from .grids import GridEntry, artifacts_for, build_grid
+from .profiles import (DEFAULT_PROFILE, PAPER_ARCH_LABELS, PAPER_COLUMNS, PAPER_DATASET_LABELS, PROFILES, Profile,
+                       get_profile)
+
+DEFAULT_PIPELINE = "oefsmc.pipeline"
+#: Test-only: a module providing resolve_config / run_config (/ not_applicable_reason) to use instead.
+FAKE_PIPELINE_ENV = "OEFSMC_FAKE_PIPELINE"
+
+Runner = Union[str, Callable[[dict], dict]]
+
+
+def _log(msg: str) -> None:
+    print(f"[sweep] {msg}", file=sys.stderr, flush=True)
+
+
+# ============================================================================ pipeline hooks
+_CALLABLES: dict[str, Callable] = {}
+
+
+def load_callable(spec: str) -> Callable:
+    """``"package.module:function"`` -> the function (memoised per process)."""
+    if spec not in _CALLABLES:
+        module, _, name = spec.partition(":")
+        _CALLABLES[spec] = getattr(importlib.import_module(module), name)
+    return _CALLABLES[spec]
+
+
+def _import_pipeline(module: str):
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name in (module, module.rpartition(".")[0]):
+            raise UserError(f"the experiment pipeline ({module}) is not available in this checkout") from None
+        raise
+
+
+@dataclass
+class Hooks:
+    """What the sweep calls: ``resolve(cell) -> resolved`` (cheap, in the parent), ``run`` (a
+    ``"module:function"`` spec or a callable, in the workers) and ``not_applicable(cell) -> reason``.
+
+    A method that does not apply to an architecture is reported either by ``not_applicable`` or by
+    ``resolve`` raising a :class:`UserError` subclass named ``NotApplicable`` (the pipeline's way).
+    """
+
+    resolve: Callable[[dict], dict]
+    run: Runner
+    not_applicable: Callable[[dict], Optional[str]] = lambda cell: None
+
+
+def default_hooks() -> Hooks:
+    """Hooks into :mod:`oefsmc.pipeline` (or the test-only module named by ``OEFSMC_FAKE_PIPELINE``),
+    imported lazily so that a dry run or ``--help`` works before the pipeline is importable."""
+    module = os.environ.get(FAKE_PIPELINE_ENV) or DEFAULT_PIPELINE
+
+    def resolve(cell: dict) -> dict:
+        return _import_pipeline(module).resolve_config(cell)
+
+    def not_applicable(cell: dict) -> Optional[str]:
+        fn = getattr(_import_pipeline(module), "not_applicable_reason", None)
+        return fn(cell) if fn else None
+
+    return Hooks(resolve=resolve, run=f"{module}:run_config", not_applicable=not_applicable)
+
+
+# ============================================================================ planning
+@dataclass
+class Job:
+    """One unique experiment: the normalised cell, its resolved config and every entry it stands for."""
+
+    key: str
+    cell: dict
+    resolved: dict
+    entries: list[GridEntry] = field(default_factory=list)
+
+    def label(self) -> str:
+        c = self.cell
+        setting = "bal" if c["balanced"] else f"imb{c['imbalance_ratio']:g}"
+        over = " ".join(f"{k}={v}" for k, v in sorted(c["overrides"].items()))
+        return (f"{c['dataset']}/{c['arch']} Num={c['num']} {setting} {c['method']} oe={c['oe']} "
+                f"seed={c['seed']}" + (f" {over}" if over else ""))
+
+
+@dataclass
+class Plan:
+    """The grid entries of a sweep, resolved and merged into unique jobs."""
+
+    profile: Profile
+    artifacts: list[str]
+    seeds: list[int]
+    entries: list[GridEntry]
+    entry_keys: list[Optional[str]]           # per entry: its job key (None when skipped / n/a)
+    entry_reasons: list[Optional[str]]        # per entry: why it has no job
+    entry_kinds: list[str]                    # per entry: "job" | "skipped" | "na"
+    jobs: dict[str, Job]
+
+    def count(self, kind: str) -> int:
+        """Unique cells (by canonical cell) of entries of ``kind``."""
+        return len({canonical_json(e.cell) for e, k in zip(self.entries, self.entry_kinds) if k == kind})
+
+
+def _without_overrides(resolved: dict) -> str:
+    return canonical_json({k: v for k, v in resolved.items() if k != "overrides"})
+
+
+def normalise_cell(cell: dict, resolve: Callable[[dict], dict]) -> tuple[dict, dict]:
+    """Drop the overrides that do not change the resolved config (e.g. ``oe.lambda=0.5`` when 0.5 is
+    the default), so such a cell hashes exactly like the cell without them.  Returns (cell, resolved)."""
+    resolved = resolve(cell)
+    overrides = cell.get("overrides") or {}
+    if not overrides:
+        return cell, resolved
+    base = _without_overrides(resolved)
+    keep = {}
+    for name, value in overrides.items():
+        trial = dict(cell, overrides={k: v for k, v in overrides.items() if k != name})
+        if _without_overrides(resolve(trial)) != base:
+            keep[name] = value
+    if keep == overrides:
+        return cell, resolved
+    cell = dict(cell, overrides=keep)
+    return cell, resolve(cell)
+
+
+def _memo(fn: Callable[[dict], Any]) -> Callable[[dict], Any]:
+    """Memoise a function of a cell by the cell's canonical JSON (exceptions are memoised too)."""
+    seen: dict[str, tuple[bool, Any]] = {}
+
+    def wrapped(cell: dict):
+        k = canonical_json(cell)
+        if k not in seen:
+            try:
+                seen[k] = (True, fn(cell))
+            except UserError as exc:
+                seen[k] = (False, exc)
+        ok, value = seen[k]
+        if not ok:
+            raise value
+        return value
+    return wrapped
+
+
+def plan_sweep(entries: Iterable[GridEntry], profile: Profile, hooks: Hooks,
+               artifacts: Optional[list[str]] = None, seeds: Optional[list[int]] = None) -> Plan:
+    """Resolve every entry and merge entries that are the same experiment into one :class:`Job`.
+
+    A cell whose method does not apply to its architecture is ``na`` (``hooks.not_applicable`` or a
+    ``NotApplicable`` error from ``resolve``); a cell that ``resolve`` rejects with any other
+    :class:`UserError` (bad input, missing data or teacher) is ``skipped`` with that message.
+    """
+    entries = list(entries)
+    resolve = _memo(hooks.resolve)
+    na_memo: dict[tuple, Optional[str]] = {}
+    keys, reasons, kinds, jobs = [], [], [], {}
+    for e in entries:
+        na_key = (e.cell["method"], e.cell["arch"])
+        if na_key not in na_memo:
+            na_memo[na_key] = hooks.not_applicable(e.cell)
+        if na_memo[na_key]:
+            keys.append(None), reasons.append(na_memo[na_key]), kinds.append("na")
+            continue
+        try:
+            cell, resolved = normalise_cell(e.cell, resolve)
+        except UserError as exc:
+            kind = "na" if type(exc).__name__ == "NotApplicable" else "skipped"
+            keys.append(None), reasons.append(str(exc)), kinds.append(kind)
+            continue
+        key = cell_key(resolved)
+        jobs.setdefault(key, Job(key, cell, resolved)).entries.append(e)
+        keys.append(key), reasons.append(None), kinds.append("job")
+    return Plan(profile, list(artifacts or []), list(seeds or []), entries, keys, reasons, kinds, jobs)
+
+
+def report_skipped(plan: Plan) -> list[str]:
+    """One line per distinct skip reason, naming the paper columns it affects."""
+    by_reason: dict[str, set] = defaultdict(set)
+    for e, kind, reason in zip(plan.entries, plan.entry_kinds, plan.entry_reasons):
+        if kind == "skipped":
+            t = e.tag
+            by_reason[reason].add((t.get("paper_dataset", e.cell["dataset"]), t.get("paper_num", e.cell["num"])))
+    lines = []
+    for reason, cols in by_reason.items():
+        per_ds: dict[str, list[int]] = defaultdict(list)
+        for ds, num in sorted(cols):
+            per_ds[ds].append(num)
+        where = "; ".join(
+            f"{PAPER_DATASET_LABELS.get(ds, ds)}/{PAPER_ARCH_LABELS.get(PAPER_COLUMNS.get(ds, ('',))[0], '?')} "
+            f"Num {', '.join(map(str, nums))}" for ds, nums in per_ds.items())
+        lines.append(f"skipped {where}: {reason}")
+    return lines
+
+
+# ============================================================================ workers
+_THREADS_LIMITED = False
+
+
+def _single_thread() -> None:
+    """One intra-op thread per worker when several workers share the cores (torch, if loaded)."""
+    global _THREADS_LIMITED
+    torch = sys.modules.get("torch")
+    if torch is not None and not _THREADS_LIMITED:
+        torch.set_num_threads(1)
+        _THREADS_LIMITED = True
+
+
+def _now() -> tuple[str, float]:
+    t = time.time()
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="seconds"), t
+
+
+def _ok_record(raw: dict, task: dict, run_info: dict) -> dict:
+    rec = {"schema_version": RESULTS_SCHEMA_VERSION, "key": task["key"], "status": "ok",
+           "profile": task["profile_info"], "cell": task["cell"]}
+    rec.update({k: v for k, v in raw.items() if k not in rec})
+    rec.setdefault("config", task["resolved"])
+    rec["run"] = run_info
+    return json.loads(json.dumps(rec, default=_json_default))  # plain JSON types (numpy scalars etc.)
+
+
+def _failed_record(task: dict, exc: BaseException, run_info: dict) -> dict:
+    return {
+        "schema_version": RESULTS_SCHEMA_VERSION, "key": task["key"], "status": "failed",
+        "profile": task["profile_info"], "cell": task["cell"], "config": task["resolved"],
+        "error": {"type": type(exc).__name__, "message": str(exc).strip().splitlines()[0] if str(exc).strip()
+                  else type(exc).__name__,
+                  "traceback": "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))},
+        "run": run_info,
+    }
+
+
+def _reusable(entry: CacheEntry, force: bool, sweep_start: float) -> Optional[str]:
+    """Inside the lock: "cached" / "failed" when the record must not be recomputed, else ``None``.
+
+    An ok record is reused unless ``force`` (then only one written during this sweep, by a concurrent
+    sweep, is reused).  A failed record is recomputed unless a concurrent sweep wrote it just now.
+    """
+    fresh = entry.finished_unix >= sweep_start
+    if entry.state == "ok" and (not force or fresh):
+        return "cached"
+    if entry.state == "failed" and fresh:
+        return "failed"
+    return None
+
+
+def _compute(task: dict, cache: ResultCache) -> dict:
+    """Run the cell and write its record (ok or failed).  Returns the outcome."""
+    started, t0 = _now()
+    try:
+        runner = load_callable(task["runner"]) if isinstance(task["runner"], str) else task["runner"]
+        if task["single_thread"]:
+            _single_thread()
+        raw = runner(dict(task["resolved"]))
+        if not isinstance(raw, dict):
+            raise TypeError(f"run_config returned {type(raw).__name__}, expected a dict record")
+        finished, t1 = _now()
+        run_info = {"started_at": started, "finished_at": finished, "finished_unix": t1,
+                    "wall_s": round(t1 - t0, 3), "host": socket.gethostname(), "pid": os.getpid()}
+        record = _ok_record(raw, task, run_info)
+        cache.write(record)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as exc:  # a failed cell is recorded and does not stop the sweep
+        finished, t1 = _now()
+        run_info = {"started_at": started, "finished_at": finished, "finished_unix": t1,
+                    "wall_s": round(t1 - t0, 3), "host": socket.gethostname(), "pid": os.getpid()}
+        record = _failed_record(task, exc, run_info)
+        cache.write(record)
+        return {"key": task["key"], "status": "failed", "error": record["error"]["message"],
+                "error_type": record["error"]["type"], "wall_s": run_info["wall_s"]}
+    return {"key": task["key"], "status": "done", "wall_s": run_info["wall_s"]}
+
+
+def compute_cell(task: dict) -> dict:
+    """Worker entry point: lock the cell, re-check the cache, compute if still needed.
+
+    Returns ``{"key", "status"}`` with status ``done`` / ``cached`` / ``failed`` / ``locked`` (another
+    process holds the cell and ``task["blocking"]`` is false).
+    """
+    from filelock import Timeout
+
+    cache = ResultCache(task["results_dir"], task["profile"])
+    lock = cache.lock(task["key"])
+    try:
+        lock.acquire(timeout=-1 if task["blocking"] else 0)
+    except Timeout:
+        return {"key": task["key"], "status": "locked"}
+    try:
+        entry = cache.check(task["key"])
+        reuse = _reusable(entry, task["force"], task["sweep_start"])
+        if reuse == "cached":
+            return {"key": task["key"], "status": "cached"}
+        if reuse == "failed":
+            err = (entry.record or {}).get("error", {})
+            return {"key": task["key"], "status": "failed", "error": err.get("message", ""),
+                    "error_type": err.get("type", "")}
+        return _compute(task, cache)
+    finally:
+        lock.release()
+
+
+# ============================================================================ execution
+def _dask_client(address: str):
+    try:
+        from dask.distributed import Client
+    except ImportError:
+        raise UserError("--backend dask://HOST:PORT needs dask.distributed: pip install -e '.[cluster]'") from None
+    try:
+        return Client(address, timeout="20s")
+    except OSError as exc:
+        raise UserError(f"cannot reach the dask scheduler at {address}: {exc}") from None
+
+
+def _parallel(tasks: list[dict], n_jobs: int, backend: str) -> Iterator[dict]:
+    """Outcomes of ``compute_cell`` over ``tasks`` as they complete (joblib, unordered)."""
+    from joblib import Parallel, delayed, parallel_config
+
+    calls = (delayed(compute_cell)(t) for t in tasks)
+    if backend.startswith("dask://") or backend.startswith("tcp://"):
+        address = "tcp://" + backend.split("://", 1)[1]
+        client = _dask_client(address)
+        try:
+            with parallel_config(backend="dask"):
+                yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size=1)(calls)
+        finally:
+            client.close()
+    elif backend == "loky":
+        yield from Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered",
+                            batch_size=1)(calls)
+    else:
+        raise UserError(f"unknown --backend {backend!r}; use loky or dask://HOST:PORT")
+
+
+def _order(jobs: Iterable[Job]) -> list[Job]:
+    """Group jobs that share per-worker caches (dataset, teacher, few-sample set) next to each other."""
+    def k(j: Job):
+        c = j.cell
+        return (c["dataset"], c["arch"], c["num"], c["balanced"], c["seed"], c["method"], c["oe"])
+    return sorted(jobs, key=k)
+
+
+@dataclass
+class SweepResult:
+    """Outcome of :func:`execute`: per key, the final status (done / cached / failed)."""
+
+    outcomes: dict[str, dict] = field(default_factory=dict)
+    precached: int = 0
+    corrupt: list[str] = field(default_factory=list)
+    wall_s: float = 0.0
+
+    def counts(self) -> Counter:
+        c = Counter(o["status"] for o in self.outcomes.values())
+        c["cached"] += self.precached
+        return +c  # without zero counts (a missing status still reads as 0)
+
+
+def execute(plan: Plan, cache: ResultCache, runner: Runner, *, n_jobs: int = 1, backend: str = "loky",
+            force: bool = False, progress: bool = False) -> SweepResult:
+    """Compute the plan's missing / failed / corrupt jobs (all with ``force``); reuse the rest."""
+    t_start = time.time()
+    sweep_start = t_start - 1e-3
+    result = SweepResult()
+    todo = []
+    for job in plan.jobs.values():
+        entry = cache.check(job.key)
+        if entry.state == "corrupt":
+            result.corrupt.append(job.key)
+            _log(f"{entry.path}: {entry.problem}; recomputing")
+        if entry.state == "ok" and not force:
+            result.precached += 1
+        else:
+            todo.append(job)
+    single = n_jobs != 1 or backend != "loky"
+    tasks = [{
+        "key": j.key, "cell": j.cell, "resolved": j.resolved, "results_dir": str(cache.results_dir),
+        "profile": cache.profile, "profile_info": plan.profile.record_info(), "runner": runner,
+        "force": force, "sweep_start": sweep_start, "blocking": False, "single_thread": single,
+    } for j in _order(todo)]
+    if tasks:
+        _run_tasks(tasks, result, n_jobs, backend, progress, plan.profile.name)
+    result.wall_s = time.time() - t_start
+    return result
+
+
+def _run_tasks(tasks: list[dict], result: SweepResult, n_jobs: int, backend: str, progress: bool,
+               desc: str) -> None:
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(tasks), desc=desc, unit="cell", file=sys.stderr, disable=not progress,
+               dynamic_ncols=True)
+    failed = 0
+    try:
+        pending = list(tasks)
+        for attempt in range(3):  # 0: try-locks; 1: wait for cells another sweep holds; 2: after a crash
+            locked, crashed = [], None
+            try:
+                for out in _parallel(pending, n_jobs, backend):
+                    if out["status"] == "locked":
+                        locked.append(out["key"])
+                        continue
+                    result.outcomes[out["key"]] = out
+                    failed += out["status"] == "failed"
+                    bar.set_postfix(failed=failed, refresh=False)
+                    bar.update(1)
+            except (KeyboardInterrupt, UserError):
+                raise
+            except Exception as exc:  # a worker process died (e.g. killed for memory)
+                crashed = exc
+                _log(f"a worker process died ({type(exc).__name__}: {exc}); retrying the unfinished cells")
+            pending = [dict(t, blocking=True) for t in tasks if t["key"] not in result.outcomes]
+            if not pending:
+                break
+            if locked and crashed is None:
+                bar.set_description(f"{desc} (waiting for another sweep)")
+        for t in tasks:
+            if t["key"] not in result.outcomes:
+                result.outcomes[t["key"]] = {"key": t["key"], "status": "failed", "error": "worker crashed",
+                                             "error_type": "WorkerCrash"}
+    finally:
+        bar.close()
+
+
+# ============================================================================ the Python API
+def _as_entries(cells: Iterable[Union[GridEntry, dict]]) -> list[GridEntry]:
+    return [c if isinstance(c, GridEntry) else GridEntry(dict(c), {}) for c in cells]
+
+
+def run_sweep(cells: Iterable[Union[GridEntry, dict]], *, profile: Union[Profile, str] = DEFAULT_PROFILE,
+              results_dir="results", runner: Optional[Runner] = None,
+              resolver: Optional[Callable[[dict], dict]] = None,
+              not_applicable: Optional[Callable[[dict], Optional[str]]] = None, n_jobs: int = 1,
+              backend: str = "loky", force: bool = False, progress: bool = False) -> tuple[Plan, SweepResult]:
+    """Plan and execute a sweep over ``cells`` (grid entries or plain cell dicts).
+
+    ``runner`` / ``resolver`` / ``not_applicable`` replace the pipeline's functions (tests inject fakes;
+    a runner given as a callable is pickled to the workers, a ``"module:function"`` string is imported
+    there).  Returns the plan and the result; records are under ``<results_dir>/<profile>/``.
+    """
+    prof = get_profile(profile) if isinstance(profile, str) else profile
+    hooks = default_hooks()
+    hooks = Hooks(resolve=resolver or hooks.resolve, run=runner or hooks.run,
+                  not_applicable=not_applicable or (hooks.not_applicable if resolver is None
+                                                    else (lambda cell: None)))
+    plan = plan_sweep(_as_entries(cells), prof, hooks)
+    cache = ResultCache(results_dir, prof.name)
+    return plan, execute(plan, cache, hooks.run, n_jobs=n_jobs, backend=backend, force=force,
+                         progress=progress)
+
+
+# ============================================================================ the command line
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add the ``sweep`` subcommand's options to ``parser``."""
+    parser.add_argument("--table", action="append", choices=["1", "2"], help="Table 1 or 2 (repeatable)")
+    parser.add_argument("--figure", action="append", choices=["3a", "3b", "3c", "3d", "all"],
+                        help="a Figure 3 panel, or all four (repeatable)")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES),
+                        help="demo (default: offline, CPU, minutes) | cifar10-real | paper")
+    parser.add_argument("--jobs", type=int, default=None, metavar="N",
+                        help="parallel worker processes (default: the number of CPU cores)")
+    parser.add_argument("--seeds", type=int, default=None, metavar="K",
+                        help="run seeds 0..K-1 (default: the profile's, demo 3 / paper 5)")
+    parser.add_argument("--backend", default="loky", metavar="loky|dask://HOST:PORT",
+                        help="loky (local processes, default) or an existing dask.distributed scheduler "
+                             "(needs the 'cluster' extra and a results directory every worker can reach)")
+    parser.add_argument("--data-root", default=None, metavar="DIR",
+                        help="dataset root (cifar10-real default: ../shared/data; paper default: ./data)")
+    parser.add_argument("--teacher", action="append", default=None, metavar="[DATASET=]PATH",
+                        help="teacher checkpoint; a bare PATH applies to every dataset of the profile")
+    parser.add_argument("--dry-run", action="store_true", help="list the cells and what is cached; compute nothing")
+    parser.add_argument("--force", action="store_true", help="recompute every cell, cached or not")
+    parser.add_argument("--results-dir", default="results", metavar="DIR",
+                        help="records go to DIR/<profile>/<key>.json (default: results)")
+    parser.add_argument("--out-dir", default=str(Path("paper_tables") / "out"), metavar="DIR",
+                        help="tables and figures go to DIR/<profile>/ (default: paper_tables/out)")
+    parser.add_argument("--no-render", action="store_true", help="do not render tables / figures")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+    return parser
+
+
+def _default_jobs() -> int:
+    from joblib import cpu_count
+    return max(1, cpu_count())
+
+
+def print_dry_run(plan: Plan, cache: ResultCache) -> Counter:
+    """The cells of the plan with their cache state; returns the state counts."""
+    states: Counter = Counter()
+    print(f"{'key':<20}  {'state':<8}  cell  [artifacts]")
+    for job in _order(plan.jobs.values()):
+        entry = cache.check(job.key)
+        states[entry.state] += 1
+        arts = ",".join(sorted({e.tag.get("artifact", "?") for e in job.entries}))
+        print(f"{job.key:<20}  {entry.state:<8}  {job.label()}  [{arts}]")
+    for e, kind, reason in zip(plan.entries, plan.entry_kinds, plan.entry_reasons):
+        if kind == "na":
+            print(f"{'-':<20}  {'n/a':<8}  {e.cell['method']} on {e.cell['arch']}: {reason}")
+    return states
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    """``python -m benchmark sweep``: plan, (dry-run | execute), render, summarise.  Returns the exit code:
+    0 when no cell failed (and, outside the ``paper`` profile, none was skipped for missing inputs)."""
+    t0 = time.time()
+    artifacts = artifacts_for(args.table, args.figure)
+    profile = get_profile(args.profile, args.data_root, args.teacher)
+    n_seeds = profile.n_seeds if args.seeds is None else args.seeds
+    if n_seeds < 1:
+        raise UserError(f"--seeds {args.seeds}: must be at least 1")
+    seeds = list(range(n_seeds))
+    n_jobs = args.jobs if args.jobs is not None else _default_jobs()
+    if n_jobs < 1 and n_jobs != -1:
+        raise UserError(f"--jobs {args.jobs}: must be at least 1")
+    hooks = default_hooks()
+    plan = plan_sweep(build_grid(artifacts, profile, seeds), profile, hooks, artifacts, seeds)
+    cache = ResultCache(args.results_dir, profile.name)
+    skip_lines = report_skipped(plan)
+    for line in skip_lines:
+        _log(line)
+    summary: dict[str, Any] = {
+        "command": "sweep", "profile": profile.name, "artifacts": artifacts, "seeds": len(seeds),
+        "grid_cells": len(plan.entries), "unique_cells": len(plan.jobs),
+        "skipped": plan.count("skipped"), "not_applicable": plan.count("na"),
+        "skip_reasons": skip_lines, "results_dir": str(cache.dir), "dry_run": bool(args.dry_run),
+    }
+    if args.dry_run:
+        states = print_dry_run(plan, cache)
+        summary.update(cached=states["ok"], failed=states["failed"], corrupt=states["corrupt"],
+                       to_compute=len(plan.jobs) - (0 if args.force else states["ok"]), computed=0)
+        print(f"{len(plan.jobs)} unique cells ({len(plan.entries)} grid entries): {states['ok']} cached, "
+              f"{states['failed']} failed, {states['corrupt']} corrupt, {states['missing']} missing; "
+              f"{summary['to_compute']} would be computed; {summary['skipped']} skipped, "
+              f"{summary['not_applicable']} not applicable")
+        code = 0
+    else:
+        if not plan.jobs and not summary["skipped"]:
+            _log("nothing to run")
+        result = execute(plan, cache, hooks.run, n_jobs=n_jobs, backend=args.backend, force=args.force,
+                         progress=not args.no_progress)
+        counts = result.counts()
+        summary.update(computed=counts["done"], cached=counts["cached"], failed=counts["failed"],
+                       corrupt_recomputed=len(result.corrupt), jobs=n_jobs, backend=args.backend)
+        failures = [o for o in result.outcomes.values() if o["status"] == "failed"]
+        for o in failures[:10]:
+            _log(f"failed {o['key']}: {o.get('error_type', '')}: {o.get('error', '')}")
+        if len(failures) > 10:
+            _log(f"... and {len(failures) - 10} more failed cells (see their records)")
+        if not args.no_render:
+            from .render_outputs import render_all
+            outputs = render_all(plan, cache, Path(args.out_dir) / profile.name)
+            summary["outputs"] = {k: [str(p) for p in v] for k, v in outputs.items()}
+            for name, paths in summary["outputs"].items():
+                _log(f"wrote {name}: {', '.join(paths)}")
+        print(f"{profile.name}: {len(plan.jobs)} unique cells: {counts['done']} computed, "
+              f"{counts['cached']} cached, {counts['failed']} failed, {summary['skipped']} skipped, "
+              f"{summary['not_applicable']} not applicable ({time.time() - t0:.1f} s)")
+        bad_skip = summary["skipped"] and not profile.skip_missing
+        code = 1 if counts["failed"] or bad_skip else 0
+    summary["wall_s"] = round(time.time() - t0, 3)
+    summary["exit_code"] = code
+    if args.json:
+        from .cli import emit_json
+        emit_json(summary)
+    return code
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Stand-alone entry (``python -m benchmark.sweep``); ``python -m benchmark sweep`` is the usual one."""
+    parser = add_sweep_arguments(argparse.ArgumentParser(prog="python -m benchmark sweep",
+                                                         description=__doc__.split("\n")[0]))
+    args = parser.parse_args(argv)
+    try:
+        return run_sweep_command(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""The shared compression core: stage data, students, the method interface, pruning, losses, loops."""

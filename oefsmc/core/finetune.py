@@ -1,0 +1,108 @@
+"""The shared fine-tuning stage that runs after ``compress`` (not per method).
+
+Its loss is supplied by the pipeline's configuration (plain CE on the few-sample set, or OE-FSMC's
+CE + eta * weighted OOD CE, Eqs. 8-9), so this loop knows nothing about OE.  Defaults (Sec. 5.1 gives only
+batch 128 and lr 5e-4; the rest is ours and recorded): Adam, lr 5e-4, batch 128, at most 300
+iterations, early stopping after 30 iterations without improvement of the monitor.
+
+The monitor is named and uses only the few-sample (and auxiliary) sets, never test labels and never
+extra pool images:
+- ``train_loss``: the fine-tuning objective on the whole few-sample (+ auxiliary) set, in eval mode;
+- ``few_acc``: top-1 on the few-sample set, in eval mode (ties broken by the loss).
+The weights with the best monitor value are restored at the end.
+"""
+from __future__ import annotations
+
+import copy
+import time
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+
+from .params import Param
+from .stage_data import StageData
+
+FINETUNE_PARAMS = {
+    "lr": Param(5e-4, "Adam learning rate (OE-FSMC Sec. 5.1)"),
+    "batch_size": Param(128, "few-sample batch size (Sec. 5.1); the auxiliary batch has the same size"),
+    "max_iters": Param(300, "upper bound on iterations (ours)", {"demo": 60}),
+    "patience": Param(30, "early stopping: iterations without monitor improvement (ours)", {"demo": 15}),
+    "eval_every": Param(5, "iterations between monitor evaluations", {"demo": 5}),
+    "weight_decay": Param(0.0, "Adam weight decay (ours)"),
+    "monitor": Param("train_loss", "early-stopping monitor, computed on few-sample(+aux) data only",
+                     choices=("train_loss", "few_acc")),
+    "augment": Param(True, "random crop + flip on training batches (CIFAR standard)", {"demo": False}),
+    "forward": Param("joint", "few-sample and auxiliary images in one concatenated forward pass "
+                     "(Open-Sampling; BN sees both) or separate passes", choices=("joint", "separate")),
+}
+
+# (model, x_few, y_few, x_aux, y_aux) -> (loss, parts)
+LossFn = Callable[..., tuple[torch.Tensor, dict]]
+
+
+def _forward(model: nn.Module, x_few: torch.Tensor, x_aux: Optional[torch.Tensor], mode: str):
+    if x_aux is None:
+        return model(x_few), None
+    if mode == "joint":
+        out = model(torch.cat([x_few, x_aux]))
+        return out[: len(x_few)], out[len(x_few):]
+    return model(x_few), model(x_aux)
+
+
+def finetune(model: nn.Module, data: StageData, loss_fn: LossFn, hp: dict, generator: torch.Generator,
+             aux_labels_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+             augment_fn: Optional[Callable] = None) -> dict:
+    """Fine-tune ``model`` in place; returns stats (iterations, best monitor, losses, seconds).
+
+    ``aux_labels_fn(aux_idx)`` gives the auxiliary labels of a batch: the fixed assigned labels by
+    default, or freshly drawn ones (Open-Sampling's per-batch mode).
+    """
+    t0 = time.perf_counter()
+    opt = torch.optim.Adam(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
+    batches = data.minibatches(hp["batch_size"], generator)
+    aux_labels = aux_labels_fn or (lambda idx: data.aux_y[idx])
+
+    def monitor_value() -> float:
+        model.eval()
+        with torch.no_grad():
+            logits_few, logits_aux = _forward(model, data.few_x, data.aux_x if data.has_aux else None, "separate")
+            if hp["monitor"] == "few_acc":
+                value = -float((logits_few.argmax(1) == data.few_y).float().mean())
+            else:
+                value = float(loss_fn(logits_few, data.few_y, logits_aux,
+                                      data.aux_y if data.has_aux else None)[0])
+        model.train()
+        return value
+
+    best = monitor_value()
+    best_state = copy.deepcopy(model.state_dict())
+    best_iter, since_best, it = 0, 0, 0
+    history = []
+    model.train()
+    for it in range(1, hp["max_iters"] + 1):
+        few_idx, aux_idx = next(batches)
+        x_few = data.few_x[few_idx]
+        x_aux = data.aux_x[aux_idx] if aux_idx is not None else None
+        if augment_fn is not None:
+            x_few = augment_fn(x_few)
+            x_aux = augment_fn(x_aux) if x_aux is not None else None
+        logits_few, logits_aux = _forward(model, x_few, x_aux, hp["forward"])
+        loss, parts = loss_fn(logits_few, data.few_y[few_idx], logits_aux,
+                              aux_labels(aux_idx) if aux_idx is not None else None)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if it % hp["eval_every"] == 0 or it == hp["max_iters"]:
+            value = monitor_value()
+            history.append({"iter": it, "monitor": value, **{k: float(v) for k, v in parts.items()}})
+            if value < best - 1e-6:
+                best, best_iter, since_best = value, it, 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                since_best += hp["eval_every"]
+            if since_best >= hp["patience"]:
+                break
+    model.load_state_dict(best_state)
+    return {"iters": it, "best_iter": best_iter, "best_monitor": best, "monitor": hp["monitor"],
+            "history": history[-20:], "seconds": time.perf_counter() - t0}

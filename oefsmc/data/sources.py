@@ -1,0 +1,145 @@
+"""In-distribution datasets: CIFAR-10/100 (arrays or torchvision), ImageNet (ImageFolder), the demo.
+
+On-disk formats, tried in this order for CIFAR:
+1. the array format of ``../shared/data``: ``<root>/<dataset>/{train,test}.npz`` with ``images`` (uint8
+   N x 32 x 32 x 3), ``labels`` and ``classes``;
+2. torchvision's format under ``<root>`` (``cifar-10-batches-py`` / ``cifar-100-python``), downloaded there
+   when ``download=True`` and the network is reachable.
+ImageNet is an ImageFolder tree ``<root>/imagenet/{train,val}/<wnid>/*``, decoded once (resize 256, centre
+crop 224) and cached as a uint8 tensor file, so no cell decodes again.
+Each loaded split is memoised in-process (long-lived sweep workers reuse it).
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+import torch
+
+from ..errors import UserError
+from ..registry import Registry
+from .imageset import ImageSet, fingerprint
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    num_classes: int
+    resolution: int
+    channels: int
+    load: Callable[[Optional[str], str, bool], ImageSet]  # (root, split, download) -> ImageSet
+    description: str
+
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+
+
+def cache_dir() -> Path:
+    """Suite-written caches (decoded images, trained teachers): ``$OEFSMC_CACHE`` or ``<repo>/.cache``."""
+    env = os.environ.get("OEFSMC_CACHE")
+    path = Path(env) if env else Path(__file__).resolve().parents[2] / ".cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _from_arrays(path: Path) -> ImageSet:
+    with np.load(path, allow_pickle=False) as z:
+        images = torch.from_numpy(np.ascontiguousarray(z["images"]))
+        labels = torch.from_numpy(z["labels"].astype(np.int64))
+        classes = [str(c) for c in z["classes"]]
+    if images.ndim == 3:
+        images = images[..., None]
+    return ImageSet(images, labels, classes, f"npz:{path}", fingerprint(images, labels))
+
+
+def _no_data(dataset: str, root: Optional[str], extra: str = "") -> UserError:
+    where = f"under {root}" if root else "(no --data-root given)"
+    return UserError(f"no {dataset} data {where}: pass --data-root DIR holding {dataset}/{{train,test}}.npz or "
+                     f"torchvision's files, or add --download to fetch it (needs internet){extra}")
+
+
+def _load_cifar(dataset: str, root: Optional[str], split: str, download: bool) -> ImageSet:
+    if root:
+        npz = Path(root) / dataset / f"{split}.npz"
+        if npz.is_file():
+            return _from_arrays(npz)
+    if not root and not download:
+        raise _no_data(dataset, root)
+    import torchvision
+    cls = torchvision.datasets.CIFAR10 if dataset == "cifar10" else torchvision.datasets.CIFAR100
+    tv_root = root or str(cache_dir() / "data")
+    try:
+        ds = cls(tv_root, train=(split == "train"), download=download)
+    except RuntimeError:  # "Dataset not found or corrupted"
+        raise _no_data(dataset, root) from None
+    except Exception as exc:  # URLError etc.: the download failed
+        raise UserError(f"could not download {dataset} ({type(exc).__name__}): pass --data-root DIR with the "
+                        "data, or retry --download with internet") from None
+    images = torch.from_numpy(np.ascontiguousarray(ds.data))
+    labels = torch.as_tensor(ds.targets, dtype=torch.int64)
+    return ImageSet(images, labels, list(ds.classes), f"torchvision:{tv_root}", fingerprint(images, labels))
+
+
+def _load_imagenet(root: Optional[str], split: str, download: bool) -> ImageSet:
+    if not root:
+        raise UserError("imagenet needs --data-root DIR with imagenet/{train,val}/<wnid>/*; torchvision cannot "
+                        "download ILSVRC-2012 (download it from image-net.org)")
+    folder = Path(root) / "imagenet" / ("val" if split == "test" else split)
+    if not folder.is_dir():
+        raise UserError(f"no ImageNet {split} folder at {folder}: pass --data-root DIR with imagenet/{{train,val}}/"
+                        "<wnid>/* (download from image-net.org; --download cannot fetch ILSVRC-2012)")
+    return decode_image_folder(folder, 224, resize=256)
+
+
+def decode_image_folder(folder: Path, size: int, resize: int) -> ImageSet:
+    """Decode an ImageFolder once (resize, centre crop) and cache it as a uint8 tensor file."""
+    import torchvision
+    from torchvision.transforms import v2
+    stat = folder.stat()
+    key = hashlib.sha256(f"{folder.resolve()}|{stat.st_mtime_ns}|{size}|{resize}".encode()).hexdigest()[:16]
+    cached = cache_dir() / "decoded" / f"{folder.name}-{key}.pt"
+    if cached.is_file():
+        blob = torch.load(cached, weights_only=True)
+        return ImageSet(blob["images"], blob["labels"], list(blob["classes"].split("\n")), f"folder:{folder}",
+                        blob["fingerprint"])
+    tf = v2.Compose([v2.PILToTensor(), v2.Resize(resize, antialias=True), v2.CenterCrop(size)])
+    ds = torchvision.datasets.ImageFolder(str(folder), transform=tf)
+    if len(ds) == 0:
+        raise UserError(f"no images under {folder}")
+    images = torch.empty((len(ds), size, size, 3), dtype=torch.uint8)
+    for i in range(len(ds)):  # decoding is inherently per file; done once, then cached
+        img, _ = ds[i]
+        images[i] = img[:3].permute(1, 2, 0) if img.shape[0] >= 3 else img.expand(3, -1, -1).permute(1, 2, 0)
+    labels = torch.as_tensor(ds.targets, dtype=torch.int64)
+    fp = fingerprint(images, labels)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_suffix(".tmp")
+    torch.save({"images": images, "labels": labels, "classes": "\n".join(ds.classes), "fingerprint": fp}, tmp)
+    os.replace(tmp, cached)
+    return ImageSet(images, labels, list(ds.classes), f"folder:{folder}", fp)
+
+
+DATASETS.add("cifar10", DatasetSpec("cifar10", 10, 32, 3, functools.partial(_load_cifar, "cifar10"),
+                                    "CIFAR-10 (Krizhevsky 2009)"))
+DATASETS.add("cifar100", DatasetSpec("cifar100", 100, 32, 3, functools.partial(_load_cifar, "cifar100"),
+                                     "CIFAR-100 (Krizhevsky 2009)"))
+DATASETS.add("imagenet", DatasetSpec("imagenet", 1000, 224, 3, _load_imagenet, "ILSVRC-2012 (ImageFolder)"))
+
+
+@functools.lru_cache(maxsize=8)
+def load_split(dataset: str, root: Optional[str], split: str, download: bool = False) -> ImageSet:
+    """Load (and memoise in this process) one split: ``train`` (the pool few-sample sets come from) or ``test``."""
+    spec = DATASETS.get(dataset)
+    if split not in ("train", "test"):
+        raise ValueError(split)
+    if root is not None and not Path(root).exists():
+        raise UserError(f"--data-root {root} does not exist: pass an existing directory")
+    data = spec.load(root, split, download)
+    if data.num_classes != spec.num_classes:
+        raise UserError(f"{dataset} at {data.source} has {data.num_classes} classes, expected {spec.num_classes}")
+    return data

@@ -1,0 +1,215 @@
+"""Teachers: load a checkpoint safely, or train one with a cited recipe and cache it.
+
+Normalisation belongs to the teacher, not to the dataset: a teacher carries the mean/std its inputs were
+normalised with, and every record says which one was used.
+- Published CIFAR-10 ResNets (akamaster/pytorch_resnet_cifar10, ``../shared/data/teachers``): a dict with
+  ``state_dict`` (keys prefixed ``module.``) normalised with ImageNet statistics.
+- Suite-trained teachers: a tensor-only state dict plus a JSON sidecar (arch, dataset, recipe,
+  normalisation, accuracy).  Checkpoints are read with ``torch.load(..., weights_only=True)``: a file that
+  needs arbitrary pickled code is refused with a clear error, never executed.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from ..errors import UserError
+from ..registry import Registry
+from .registry import build_model
+
+NORMALISATIONS = {
+    # ToTensor then Normalize(mean, std)
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),  # akamaster teachers, torchvision ResNet-34
+    "cifar": ((0.4914, 0.4822, 0.4465), (0.2023, 0.1994, 0.2010)),  # FSKD, CD (default branch), Open-Sampling
+    "digits": ((0.5,), (0.5,)),  # the demo
+}
+
+
+class Normalizer:
+    """uint8 N x H x W x C -> float32 N x C x H x W, ``(x / 255 - mean) / std``."""
+
+    def __init__(self, name: str, device: torch.device | str = "cpu"):
+        if name not in NORMALISATIONS:
+            raise UserError(f"unknown normalisation {name!r}; choose one of: {', '.join(NORMALISATIONS)}")
+        mean, std = NORMALISATIONS[name]
+        self.name = name
+        self.mean = torch.tensor(mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, device=device).view(1, -1, 1, 1)
+
+    def __call__(self, images: torch.Tensor) -> torch.Tensor:
+        x = images.to(self.mean.device, non_blocking=True).permute(0, 3, 1, 2).float().div_(255.0)
+        return ((x - self.mean) / self.std).contiguous()
+
+
+@dataclass
+class Teacher:
+    model: nn.Module
+    normalization: str
+    identity: dict  # what the cache key records: {"kind", "sha256" | "key", "path", ...}
+    meta: dict = field(default_factory=dict)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def read_state_dict(path: Path) -> tuple[dict, dict]:
+    """Read a checkpoint with ``weights_only=True``; returns (state_dict without ``module.``, extra fields)."""
+    if not path.is_file():
+        raise UserError(f"--teacher {path} does not exist: pass the path of a teacher checkpoint")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise UserError(f"refusing to load {path}: it is not a plain-tensor checkpoint ({type(exc).__name__}); "
+                        "save its state_dict with torch.save(model.state_dict(), PATH)") from None
+    extra = {}
+    if isinstance(blob, dict) and "state_dict" in blob:
+        extra = {k: v for k, v in blob.items() if k != "state_dict" and isinstance(v, (int, float, str))}
+        blob = blob["state_dict"]
+    if not isinstance(blob, dict) or not all(isinstance(v, torch.Tensor) for v in blob.values()):
+        raise UserError(f"{path} holds no state_dict of tensors")
+    state = {(k[7:] if k.startswith("module.") else k): v for k, v in blob.items()}
+    return state, extra
+
+
+def teacher_identity(path: str, normalization: str = "auto") -> dict:
+    """Cheap identity of a checkpoint for cache keys: its sha256 and the normalisation it will use."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"--teacher {path} does not exist: pass the path of a teacher checkpoint")
+    return {"kind": "file", "path": str(p.resolve()), "sha256": sha256_file(p),
+            "normalization": resolve_normalization(p, normalization)}
+
+
+def resolve_normalization(path: Path, requested: str) -> str:
+    if requested != "auto":
+        return requested
+    sidecar = Path(str(path) + ".json")
+    if sidecar.is_file():
+        return json.loads(sidecar.read_text())["normalization"]
+    # akamaster/pytorch_resnet_cifar10 checkpoints (.th, DataParallel "module." keys) use ImageNet statistics
+    return "imagenet"
+
+
+def load_teacher_file(path: str, arch: str, num_classes: int, in_channels: int, normalization: str = "auto",
+                      device: str | torch.device = "cpu") -> Teacher:
+    p = Path(path)
+    state, extra = read_state_dict(p)
+    model = build_model(arch, num_classes, in_channels)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise UserError(f"{p} does not fit --arch {arch} with {num_classes} classes "
+                        f"(missing {len(missing)} keys, unexpected {len(unexpected)}): check --arch/--dataset")
+    model.to(device).eval()
+    return Teacher(model, resolve_normalization(p, normalization), teacher_identity(path, normalization),
+                   {"checkpoint_fields": extra})
+
+
+# ---------------------------------------------------------------------------------------------- training
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    optimizer: str  # "sgd"
+    lr: float
+    momentum: float
+    weight_decay: float
+    batch_size: int
+    epochs: int
+    milestones: tuple[int, ...]  # epochs at which lr *= 0.1; empty: cosine annealing
+    augment_pad: int  # random-crop padding (0: no crop); horizontal flip when flip is True
+    flip: bool
+    normalization: str
+    source: str
+
+
+RECIPES: Registry[Recipe] = Registry("teacher recipe")
+RECIPES.add("cd-vgg16", Recipe(
+    "cd-vgg16", "sgd", 0.1, 0.9, 5e-4, 64, 300, (150, 225), 4, True, "cifar",
+    "CD scripts/start_vanilla.sh (SGD 0.1, wd 5e-4, batch 64, 300 epochs, steps 150/225) with FSKD's "
+    "crop+flip augmentation (CD's script passes no --data_aug; methods.md Sec. 1.6, 2.5)"))
+RECIPES.add("akamaster-resnet", Recipe(
+    "akamaster-resnet", "sgd", 0.1, 0.9, 1e-4, 128, 200, (100, 150), 4, True, "cifar",
+    "akamaster/pytorch_resnet_cifar10 trainer.py (SGD 0.1, wd 1e-4, batch 128, 200 epochs, steps 100/150)"))
+RECIPES.add("demo", Recipe(
+    "demo", "sgd", 0.05, 0.9, 5e-4, 64, 25, (), 1, False, "digits",
+    "ours: the embedded demo's teachers train in seconds on the digits training pool (cosine lr)"))
+
+DEFAULT_RECIPE = {("digits", "*"): "demo", ("cifar10", "vgg16"): "cd-vgg16", ("cifar100", "vgg16"): "cd-vgg16"}
+
+
+def default_recipe(dataset: str, arch: str) -> str:
+    if (dataset, arch) in DEFAULT_RECIPE:
+        return DEFAULT_RECIPE[(dataset, arch)]
+    if (dataset, "*") in DEFAULT_RECIPE:
+        return DEFAULT_RECIPE[(dataset, "*")]
+    if arch.startswith("resnet") and dataset in ("cifar10", "cifar100"):
+        return "akamaster-resnet"
+    raise UserError(f"no teacher recipe for {arch} on {dataset}: pass --teacher PATH")
+
+
+def trained_teacher_key(dataset: str, arch: str, recipe: str, seed: int, data_fingerprint: str) -> str:
+    return f"{dataset}-{arch}-{recipe}-s{seed}-{data_fingerprint}"
+
+
+def train_teacher(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, recipe: Recipe, seed: int,
+                  device: torch.device, progress: Optional[Callable[[str], None]] = None) -> dict:
+    """Train ``model`` in place on uint8 images with ``recipe``; returns training stats."""
+    from ..core.augment import random_crop_flip
+    gen = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    norm = Normalizer(recipe.normalization, device)
+    x_all = norm(images)
+    y_all = labels.to(device)
+    model.to(device).train()
+    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
+                          weight_decay=recipe.weight_decay)
+    steps_per_epoch = max(1, len(x_all) // recipe.batch_size)
+    total = steps_per_epoch * recipe.epochs
+    if recipe.milestones:
+        sched = torch.optim.lr_scheduler.MultiStepLR(opt, [m * steps_per_epoch for m in recipe.milestones], 0.1)
+    else:
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
+    t0 = time.perf_counter()
+    loss = torch.tensor(0.0)
+    for epoch in range(recipe.epochs):
+        perm = torch.randperm(len(x_all), generator=gen).to(device)
+        for s in range(steps_per_epoch):
+            idx = perm[s * recipe.batch_size:(s + 1) * recipe.batch_size]
+            x = x_all[idx]
+            if recipe.augment_pad or recipe.flip:
+                x = random_crop_flip(x, gen, recipe.augment_pad, recipe.flip)
+            loss = F.cross_entropy(model(x), y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        if progress and (epoch + 1) % max(1, recipe.epochs // 10) == 0:
+            progress(f"teacher epoch {epoch + 1}/{recipe.epochs} loss {float(loss):.3f}")
+    model.eval()
+    return {"epochs": recipe.epochs, "steps": total, "final_loss": float(loss.detach()), "seconds": time.perf_counter() - t0}
+
+
+def save_teacher(model: nn.Module, path: Path, meta: dict) -> None:
+    """Tensor-only checkpoint + JSON sidecar, both written atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, path)
+    side = Path(str(path) + ".json")
+    tmp = side.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
+    os.replace(tmp, side)

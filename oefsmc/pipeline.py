@@ -1,0 +1,373 @@
+"""One cell, end to end: data -> teacher -> student -> compress -> (fine-tune) -> evaluate -> record.
+
+The sweep (``benchmark.sweep``) calls two functions:
+- :func:`resolve_config` (cheap): the cell plus every resolved hyperparameter and the identities of the
+  data, the teacher and the OOD source -- what the cache key hashes;
+- :func:`run_config` (expensive): runs the stages and returns the record.
+The OE-FSMC add-on enters only here and only through data: the compression stage's
+:class:`~oefsmc.core.stage_data.StageData` carries the auxiliary set (Eq. 7 weighting, Eqs. 5-6 class
+weights) when the variant says so, and the fine-tuning stage's loss is CE or CE + eta * weighted OOD CE
+(Eqs. 8-9).  Methods never branch on OE.
+"""
+from __future__ import annotations
+
+import copy
+import functools
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+import numpy as np
+import torch
+
+from . import data as _data  # noqa: F401  (registers datasets)
+from .core import finetune as ft
+from .core.augment import random_crop_flip
+from .core.evaluate import evaluate
+from .core.losses import weighted_ce
+from .core.method import METHODS
+from .core.params import check_all_used, resolve
+from .core.prune import count_params_macs
+from .core.stage_data import StageData
+from .data.fewshot import fewshot_key, sample_fewshot, seed_from, class_counts
+from .data.ood import ood_pool, parse_source
+from .data.sources import DATASETS, load_split, cache_dir
+from .envinfo import environment
+from .errors import UserError
+from .models import ARCHS, build_model
+from .models.teacher import (RECIPES, Normalizer, Teacher, default_recipe, load_teacher_file, save_teacher,
+                             teacher_identity, train_teacher, trained_teacher_key)
+from .oe.auxiliary import auxiliary_set, draw_labels
+from .oe.complementary import complementary_distribution, importance_class_weights, ood_class_weights
+from .oe.params import OE_PARAMS
+from .oe.variants import VARIANTS
+
+RESULTS_SCHEMA_VERSION = 1
+DEFAULT_OOD = {"cifar10": "cifar100", "cifar100": "cifar10", "digits": "demo-patches", "imagenet": "svhn"}
+TEACHER_SEED = 0  # one teacher per (dataset, arch): the paper compresses one pre-trained model
+
+
+class NotApplicable(UserError):
+    """The method does not apply to this architecture (e.g. a block-dropping method on a net without blocks)."""
+
+
+def _import_methods() -> None:
+    import baselines  # noqa: F401  (registers cd, fskd, mir, practise)
+
+
+# ------------------------------------------------------------------------------------------- resolution
+def resolve_config(cell: dict) -> dict:
+    """Fully resolved, JSON-serialisable config of a cell (no training; cheap)."""
+    _import_methods()
+    spec = DATASETS.get(cell["dataset"])
+    arch = ARCHS.get(cell["arch"])
+    method_cls = METHODS.get(cell["method"])
+    variant = VARIANTS.get(cell.get("oe", "none"))
+    schedule = cell.get("schedule", "official")
+    if not method_cls.is_applicable(arch.family):
+        raise NotApplicable(f"{cell['method']} does not apply to {cell['arch']}: {method_cls.not_applicable_reason}")
+    num = int(cell["num"])
+    balanced = bool(cell.get("balanced", False))
+    ratio = 1.0 if balanced else float(cell.get("imbalance_ratio", 100.0))
+    counts = class_counts(num, spec.num_classes, balanced, ratio)
+    overrides = {k: str(v) for k, v in (cell.get("overrides") or {}).items()}
+    check_all_used(overrides, METHODS.names() + ["finetune", "oe"])
+    for name in overrides:
+        if name.split(".", 1)[0] in METHODS.names() and name.split(".", 1)[0] != cell["method"]:
+            raise UserError(f"--set {name}: this cell runs method {cell['method']}, not {name.split('.')[0]}")
+    hp: dict[str, Any] = {cell["method"]: resolve(cell["method"], method_cls.params, schedule, overrides)}
+    ft_used = variant.finetune is not None
+    hp["finetune"] = resolve("finetune", ft.FINETUNE_PARAMS, schedule, overrides) if ft_used else None
+    if not ft_used and any(k.startswith("finetune.") for k in overrides):
+        raise UserError(f"--set finetune.*: variant {variant.name} has no fine-tuning stage")
+    ood_info = None
+    if variant.uses_ood:
+        oe = resolve("oe", OE_PARAMS, schedule, overrides)
+        oe["ood"] = oe["ood"] or cell.get("ood") or DEFAULT_OOD.get(cell["dataset"], "")
+        parse_source(oe["ood"])
+        oe["aux_size"] = oe["aux_size"] or num
+        oe["pool_size"] = oe["pool_size"] or max(500, oe["aux_size"])
+        if not variant.compress_with_ood:  # lambda and the class weights act only in compression
+            oe.pop("lambda"), oe.pop("class_weights")
+        if variant.finetune != "ce+ood":  # eta and the label mode act only in fine-tuning
+            oe.pop("eta"), oe.pop("labels")
+        hp["oe"] = oe
+        ood_info = {"source": oe["ood"], "identity": _ood_identity(oe["ood"], cell.get("data_root"))}
+    elif any(k.startswith("oe.") for k in overrides):
+        raise UserError(f"--set oe.*: variant {variant.name} uses no OOD data; use --oe full|no-comp|no-ft")
+    data_root = cell.get("data_root")
+    data_root = str(Path(data_root).resolve()) if data_root else None
+    return {
+        "schema_version": RESULTS_SCHEMA_VERSION,
+        "dataset": cell["dataset"], "arch": cell["arch"], "arch_family": arch.family,
+        "num": num, "balanced": balanced, "imbalance_ratio": ratio, "class_counts": counts,
+        "method": cell["method"], "oe": variant.name, "seed": int(cell.get("seed", 0)), "schedule": schedule,
+        "overrides": dict(sorted(overrides.items())), "hp": hp,
+        "data": _data_identity(cell["dataset"], data_root), "data_root": data_root,
+        "teacher": _teacher_spec(cell, spec, data_root),
+        "ood": ood_info, "device": cell.get("device", "auto"),
+    }
+
+
+@functools.lru_cache(maxsize=64)
+def _data_identity(dataset: str, root: Optional[str]) -> dict:
+    train = load_split(dataset, root, "train")
+    test = load_split(dataset, root, "test")
+    return {"train": {"source": train.source, "fingerprint": train.fingerprint, "size": len(train)},
+            "test": {"source": test.source, "fingerprint": test.fingerprint, "size": len(test)}}
+
+
+def _ood_identity(source: str, root: Optional[str]) -> str:
+    kind, arg = parse_source(source)
+    if arg:
+        p = Path(arg)
+        if p.exists():
+            st = p.stat()
+            return f"{kind}:{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
+        return f"{kind}:{arg}|missing"
+    if kind in ("cifar10", "cifar100") and root:
+        return f"{kind}:" + _data_identity(kind, str(Path(root).resolve()))["train"]["fingerprint"]
+    return kind
+
+
+def _teacher_spec(cell: dict, spec, data_root: Optional[str]) -> dict:
+    if cell.get("teacher"):
+        return teacher_identity(cell["teacher"], cell.get("teacher_normalization", "auto"))
+    if cell["arch"] == "resnet34" and cell["dataset"] == "imagenet":
+        return {"kind": "torchvision", "weights": "ResNet34_Weights.IMAGENET1K_V1", "normalization": "imagenet"}
+    recipe = RECIPES.get(default_recipe(cell["dataset"], cell["arch"]))
+    fp = _data_identity(cell["dataset"], data_root)["train"]["fingerprint"]
+    return {"kind": "trained", "recipe": recipe.name, "seed": TEACHER_SEED, "normalization": recipe.normalization,
+            "key": trained_teacher_key(cell["dataset"], cell["arch"], recipe.name, TEACHER_SEED, fp)}
+
+
+# ----------------------------------------------------------------------------------- per-process caches
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is visible; use --device cpu")
+    return torch.device(name)
+
+
+_TEACHERS: dict[tuple, Teacher] = {}
+_TEACHER_EVAL: dict[tuple, dict] = {}
+
+
+def get_teacher(resolved: dict, device: torch.device, log=None) -> Teacher:
+    """Load or train (and cache on disk) the teacher of a resolved config; memoised per process."""
+    t = resolved["teacher"]
+    key = (t.get("sha256") or t.get("key") or t.get("weights"), resolved["arch"], str(device))
+    if key in _TEACHERS:
+        return _TEACHERS[key]
+    spec = DATASETS.get(resolved["dataset"])
+    if t["kind"] == "file":
+        teacher = load_teacher_file(t["path"], resolved["arch"], spec.num_classes, spec.channels,
+                                    t["normalization"], device)
+    elif t["kind"] == "torchvision":
+        from .models.imagenet_resnet import load_torchvision_weights
+        model = build_model("resnet34", spec.num_classes, spec.channels)
+        load_torchvision_weights(model)
+        teacher = Teacher(model.to(device).eval(), "imagenet", t)
+    else:
+        teacher = _trained_teacher(resolved, spec, device, log)
+    _TEACHERS[key] = teacher
+    return teacher
+
+
+def _trained_teacher(resolved: dict, spec, device: torch.device, log=None) -> Teacher:
+    from filelock import FileLock
+    t = resolved["teacher"]
+    path = cache_dir() / "teachers" / f"{t['key']}.pt"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):  # two workers never train the same teacher twice
+        if not path.is_file():
+            if resolved["dataset"] != "digits" and resolved["schedule"] != "official":
+                pass  # training a CIFAR teacher on CPU is slow but allowed; progress is logged
+            train = load_split(resolved["dataset"], resolved["data_root"], "train")
+            model = build_model(resolved["arch"], spec.num_classes, spec.channels)
+            recipe = RECIPES.get(t["recipe"])
+            stats = train_teacher(model, train.images, train.labels, recipe, t["seed"], device, log)
+            test = load_split(resolved["dataset"], resolved["data_root"], "test")
+            acc = evaluate(model, test.images, test.labels, spec.num_classes, 1000, Normalizer(recipe.normalization, device))
+            save_teacher(model, path, {"arch": resolved["arch"], "dataset": resolved["dataset"], "recipe": recipe.name,
+                                       "recipe_source": recipe.source, "seed": t["seed"],
+                                       "normalization": recipe.normalization, "train": stats, "top1": acc["top1"],
+                                       "data": resolved["data"]["train"]})
+    return load_teacher_file(str(path), resolved["arch"], spec.num_classes, spec.channels, t["normalization"],
+                             device)
+
+
+def teacher_accuracy(resolved: dict, teacher: Teacher, device: torch.device) -> dict:
+    key = (str(teacher.identity), resolved["data"]["test"]["fingerprint"], str(device))
+    if key not in _TEACHER_EVAL:
+        test = load_split(resolved["dataset"], resolved["data_root"], "test")
+        spec = DATASETS.get(resolved["dataset"])
+        _TEACHER_EVAL[key] = evaluate(teacher.model, test.images, test.labels, spec.num_classes, 1000,
+                                      Normalizer(teacher.normalization, device))
+    return _TEACHER_EVAL[key]
+
+
+# ------------------------------------------------------------------------------------------------- run
+def run_config(resolved: dict, log=None) -> dict:
+    """Run one resolved cell and return its record (see README "Records")."""
+    _import_methods()
+    timings: dict[str, float] = {}
+    t_start = time.perf_counter()
+    device = pick_device(resolved["device"])
+    spec = DATASETS.get(resolved["dataset"])
+    variant = VARIANTS.get(resolved["oe"])
+    method_name = resolved["method"]
+    seed = resolved["seed"]
+    train_gen = torch.Generator().manual_seed(seed_from("train", method_name, resolved["oe"], seed))
+    torch.manual_seed(seed_from("torch", seed) % (2 ** 31))
+
+    # data: the few-sample set depends only on (dataset, Num, balanced, ratio, seed)
+    t0 = time.perf_counter()
+    train = load_split(resolved["dataset"], resolved["data_root"], "train")
+    test = load_split(resolved["dataset"], resolved["data_root"], "test")
+    few = sample_fewshot(train.labels.numpy(), spec.num_classes, resolved["dataset"], resolved["num"],
+                         resolved["balanced"], resolved["imbalance_ratio"], seed)
+    teacher = get_teacher(resolved, device, log)
+    norm = Normalizer(teacher.normalization, device)
+    few_x = norm(train.images[torch.as_tensor(few.indices)])
+    few_y = train.labels[torch.as_tensor(few.indices)].to(device)
+    timings["data_teacher_s"] = time.perf_counter() - t0
+
+    oe_record, aux = None, None
+    if variant.uses_ood:
+        aux, oe_record = _auxiliary(resolved, train, few, norm, device)
+
+    compress_data = StageData(few_x, few_y, spec.num_classes)
+    if variant.compress_with_ood:
+        oe = resolved["hp"]["oe"]
+        w = importance_class_weights(few.class_counts, aux["labels"].cpu().numpy(), oe["class_weights"])
+        compress_data = StageData(few_x, few_y, spec.num_classes, aux["x"], aux["labels"], oe["lambda"],
+                                  torch.tensor(w, dtype=torch.float32, device=device), oe["class_weights"])
+        oe_record["importance_class_weights"] = w.tolist()
+
+    method_cls = METHODS.get(method_name)
+    method = method_cls(resolved["hp"][method_name], device, train_gen)
+    teacher_model = teacher.model.eval()
+    example = few_x[:1]
+
+    t0 = time.perf_counter()
+    student = method.build_student(teacher_model, compress_data)
+    timings["prune_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    pruned_eval = evaluate(student.model, test.images, test.labels, spec.num_classes, 1000, norm)
+    timings["eval_pruned_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    student, compress_stats = method.compress(teacher_model, student, compress_data)
+    timings["compress_s"] = time.perf_counter() - t0
+
+    finetune_stats, compressed_eval = None, None
+    timings["finetune_s"] = 0.0
+    if variant.finetune is not None:
+        t0 = time.perf_counter()
+        compressed_eval = evaluate(student.model, test.images, test.labels, spec.num_classes, 1000, norm)
+        timings["eval_compressed_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        finetune_stats = _finetune(student.model, resolved, variant, few_x, few_y, aux, spec.num_classes,
+                                   train_gen, device)
+        timings["finetune_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    final = evaluate(student.model, test.images, test.labels, spec.num_classes, 1000, norm)
+    timings["eval_s"] = time.perf_counter() - t0
+    teacher_eval = teacher_accuracy(resolved, teacher, device)
+    params, macs = count_params_macs(student.model, example)
+    t_params, t_macs = count_params_macs(teacher_model, example)
+    timings["total_s"] = time.perf_counter() - t_start
+
+    return {
+        "config": resolved,
+        "seed": seed,
+        "metrics": {"top1": final["top1"], "top1_pruned": pruned_eval["top1"],
+                    "top1_compressed": (compressed_eval or final)["top1"], "teacher_top1": teacher_eval["top1"],
+                    "per_class": final["per_class"], "head": final["head"], "medium": final["medium"],
+                    "tail": final["tail"], "teacher_per_class": teacher_eval["per_class"]},
+        "model": {"params": params, "macs": macs, "teacher_params": t_params, "teacher_macs": t_macs,
+                  "params_reduction": 1 - params / t_params, "macs_reduction": 1 - macs / t_macs,
+                  "scheme": _jsonable(student.scheme), "dropped_blocks": list(student.dropped_blocks),
+                  "kept_channels": {k: int(len(v)) for k, v in student.kept.items()}},
+        "fewshot": {"class_counts": few.class_counts, "indices_sha256": _sha(few.indices), "seed_key": few.seed_key},
+        "teacher": {**resolved["teacher"], "normalization": teacher.normalization},
+        "oe": oe_record,
+        "stats": {"compress": _jsonable(compress_stats), "finetune": _jsonable(finetune_stats)},
+        "timings": timings,
+        "env": environment(device),
+    }
+
+
+def _auxiliary(resolved: dict, train, few, norm: Normalizer, device) -> tuple[dict, dict]:
+    """The auxiliary set with labels from Gamma (Eq. 4) -- independent of method and variant."""
+    oe = resolved["hp"]["oe"]
+    pool = ood_pool(resolved["dataset"], train, oe["ood"], oe["pool_size"], resolved["seed"],
+                    resolved["data_root"])
+    gamma_dist = complementary_distribution(few.class_counts)
+    aux = auxiliary_set(pool, oe["aux_size"], gamma_dist, few.seed_key)
+    gamma = ood_class_weights(gamma_dist)
+    labels = torch.as_tensor(aux.labels, device=device)
+    k = len(gamma_dist)
+    record = {"settings": dict(oe), "variant": resolved["oe"],
+              "ood_label_distribution": gamma_dist.tolist(), "class_weights": gamma.tolist(),
+              "aux_label_histogram": np.bincount(aux.labels, minlength=k).tolist(),
+              "aux_size": int(len(aux.labels)), "pool_size": int(len(pool.images)),
+              "pool_dropped_duplicates": int(pool.dropped_duplicates),
+              "aux_labels_sha256": _sha(aux.labels), "pool_indices_sha256": _sha(pool.source_indices)}
+    return {"x": norm(aux.images), "labels": labels, "gamma_dist": gamma_dist,
+            "gamma": torch.tensor(gamma, dtype=torch.float32, device=device)}, record
+
+
+def _finetune(model, resolved, variant, few_x, few_y, aux, num_classes, gen, device) -> dict:
+    """The shared fine-tuning stage: CE, or CE + eta * weighted OOD CE (Eqs. 8-9)."""
+    hp = resolved["hp"]["finetune"]
+    use_ood = variant.finetune == "ce+ood"
+    data = StageData(few_x, few_y, num_classes, aux["x"] if use_ood else None, aux["labels"] if use_ood else None)
+    eta = resolved["hp"]["oe"]["eta"] if use_ood else 0.0
+    gamma = aux["gamma"] if use_ood else None
+
+    def loss_fn(logits_few, y_few, logits_aux, y_aux):
+        ce = torch.nn.functional.cross_entropy(logits_few, y_few)
+        if logits_aux is None:
+            return ce, {"ce": ce.detach()}
+        reg = weighted_ce(logits_aux, y_aux, gamma)
+        return ce + eta * reg, {"ce": ce.detach(), "ood": reg.detach()}
+
+    aux_labels_fn = None
+    if use_ood and resolved["hp"]["oe"]["labels"] == "per-batch":  # Open-Sampling: redraw every batch
+        cdf = torch.tensor(np.cumsum(aux["gamma_dist"]), dtype=torch.float64)
+
+        def aux_labels_fn(idx):
+            u = torch.rand(len(idx), generator=gen, dtype=torch.float64)
+            return torch.as_tensor(draw_labels(aux["gamma_dist"], u.numpy()), device=device)
+    pad = 4 if few_x.shape[-1] >= 32 else 1
+    augment = (lambda x: random_crop_flip(x, gen, pad)) if hp["augment"] else None
+    return ft.finetune(model, data, loss_fn, hp, gen, aux_labels_fn, augment)
+
+
+def _sha(arr) -> str:
+    import hashlib
+    return hashlib.sha256(np.asarray(arr).astype(np.int64).tobytes()).hexdigest()[:16]
+
+
+def _jsonable(obj):
+    if obj is None or isinstance(obj, (bool, int, str)):
+        return obj
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, np.ndarray):
+        return _jsonable(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (np.floating,)):
+        return _jsonable(float(obj))
+    return str(obj)

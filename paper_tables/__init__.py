@@ -1,0 +1,7 @@
+"""Paper tables and figures for the OE-FSMC reproduction.
+
+* :mod:`paper_tables.reported` -- the paper's printed numbers (Table 1, Table 2)
+  and the stated findings of Figure 3, as DataFrames.
+* :mod:`paper_tables.render` -- side-by-side rendering of reported vs.
+  reproduced results (Markdown / LaTeX / CSV) and Figure 3 panels (PNG / PDF).
+"""

@@ -1,0 +1,126 @@
+"""The result cache: keys, atomic writes, validation, and recomputation of bad records."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchmark import cache as cache_mod
+from benchmark.cache import ResultCache, canonical_json, cell_key, validate_record
+from benchmark.grids import build_grid
+from benchmark.profiles import get_profile
+from benchmark.sweep import run_sweep
+
+import test_sweep_fakes as fake
+
+RESOLVED = {
+    "dataset": "cifar10", "arch": "resnet32", "num": 50, "method": "mir", "oe": "full", "seed": 0,
+    "hp": {"mir": {"iters": 100}, "oe": {"lambda": 0.5}}, "data_root": "/a/data",
+    "data": {"train": {"source": "npz:/a/data/cifar10/train.npz", "fingerprint": "f1"},
+             "test": {"source": "npz:/a/data/cifar10/test.npz", "fingerprint": "f2"}},
+    "teacher": {"kind": "file", "path": "/a/t.th", "sha256": "abc"}, "ood": {"identity": "cifar100:f3"},
+}
+
+
+def _with(obj, path, value):
+    obj = json.loads(json.dumps(obj))
+    node = obj
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = value
+    return obj
+
+
+def test_key_is_a_hash_of_identities_not_locations():
+    k = cell_key(RESOLVED)
+    assert len(k) == 20 and int(k, 16) >= 0
+    assert cell_key(json.loads(json.dumps(RESOLVED))) == k                     # deterministic
+    assert cell_key(dict(reversed(list(RESOLVED.items())))) == k              # order-free
+    # locations may move: same key
+    assert cell_key(_with(RESOLVED, ["data_root"], "/b")) == k
+    assert cell_key(_with(RESOLVED, ["teacher", "path"], "/b/t.th")) == k
+    assert cell_key(_with(RESOLVED, ["data", "train", "source"], "torchvision:/b")) == k
+    # identities and hyperparameters may not
+    assert cell_key(_with(RESOLVED, ["teacher", "sha256"], "abd")) != k
+    assert cell_key(_with(RESOLVED, ["data", "train", "fingerprint"], "g")) != k
+    assert cell_key(_with(RESOLVED, ["ood", "identity"], "svhn")) != k
+    assert cell_key(_with(RESOLVED, ["hp", "oe", "lambda"], 0.4)) != k
+    assert cell_key(_with(RESOLVED, ["seed"], 1)) != k
+
+
+def test_key_includes_the_schema_version(monkeypatch):
+    k = cell_key(RESOLVED)
+    monkeypatch.setattr(cache_mod, "RESULTS_SCHEMA_VERSION", cache_mod.RESULTS_SCHEMA_VERSION + 1)
+    assert cell_key(RESOLVED) != k
+
+
+def test_canonical_json_handles_numpy():
+    np = pytest.importorskip("numpy")
+    assert canonical_json({"b": np.float32(0.5), "a": np.arange(2)}) == '{"a":[0,1],"b":0.5}'
+
+
+def _record(key, **kw):
+    rec = {"schema_version": cache_mod.RESULTS_SCHEMA_VERSION, "key": key, "status": "ok",
+           "metrics": {"top1": 71.5}, "config": {}}
+    rec.update(kw)
+    return rec
+
+
+def test_write_is_atomic_and_roundtrips(tmp_path):
+    c = ResultCache(tmp_path, "demo")
+    path = c.write(_record("k1"))
+    assert path == tmp_path / "demo" / "k1.json"
+    assert [p.name for p in (tmp_path / "demo").iterdir()] == ["k1.json"]      # no temp file left behind
+    entry = c.check("k1")
+    assert entry.state == "ok" and entry.record["metrics"]["top1"] == 71.5
+    assert c.check("k2").state == "missing"
+    with pytest.raises(ValueError):
+        c.write(_record("k3", metrics={}))                                     # never writes a bad record
+
+
+@pytest.mark.parametrize("text,problem", [
+    ("", "empty file"),
+    ('{"schema_version": 1, "key": "k1", "sta', "truncated or invalid JSON"),
+    ("[1, 2]", "not a JSON object"),
+    (json.dumps(_record("k1", schema_version=0)), "schema version 0"),
+    (json.dumps(_record("other")), "does not match"),
+    (json.dumps(_record("k1", status="running")), "unknown status"),
+    (json.dumps(_record("k1", metrics={"top1": None})), "without a numeric metrics.top1"),
+])
+def test_bad_records_are_corrupt(tmp_path, text, problem):
+    c = ResultCache(tmp_path, "demo")
+    c.dir.mkdir(parents=True)
+    c.path("k1").write_text(text)
+    entry = c.check("k1")
+    assert entry.state == "corrupt" and problem in entry.problem and entry.record is None
+
+
+def test_failed_records_validate():
+    rec = _record("k", status="failed", error={"type": "RuntimeError", "message": "x", "traceback": "..."})
+    del rec["metrics"]
+    assert validate_record(rec, "k") is None
+
+
+# ---------------------------------------------------------------------------- (b) truncated -> recomputed
+def _demo_cells(seeds=1):
+    return build_grid(["table1"], get_profile("demo"), range(seeds))[:8]
+
+
+def test_truncated_record_is_detected_and_recomputed(tmp_path, capsys):
+    cells = _demo_cells()
+    plan, res = run_sweep(cells, results_dir=tmp_path, runner=fake.run_config, resolver=fake.resolve_config)
+    assert res.counts()["done"] == 8
+    c = ResultCache(tmp_path, "demo")
+    victim, schema = list(plan.jobs)[:2]
+    good = json.loads(c.path(victim).read_text())
+    text = c.path(victim).read_text()
+    c.path(victim).write_text(text[: len(text) // 2])                              # truncated
+    c.path(schema).write_text(json.dumps(dict(json.loads(c.path(schema).read_text()), schema_version=-1)))
+    capsys.readouterr()
+    plan2, res2 = run_sweep(cells, results_dir=tmp_path, runner=fake.run_config, resolver=fake.resolve_config)
+    err = capsys.readouterr().err
+    assert f"{victim}.json: truncated or invalid JSON" in err and f"{schema}.json: schema version -1" in err
+    assert {k: o["status"] for k, o in res2.outcomes.items()} == {victim: "done", schema: "done"}
+    assert res2.counts() == {"done": 2, "cached": 6}
+    again = json.loads(c.path(victim).read_text())
+    assert c.check(victim).state == "ok" and again["metrics"] == good["metrics"]
