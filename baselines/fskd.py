@@ -29,8 +29,11 @@ What this file implements and every decision where the official code does not sp
   C * eps * its largest, e.g. fewer rows than channels), Q = B pinv(A): the minimum-norm least-squares
   solution, which is what ``numpy.linalg.lstsq`` returns.
 - **Efficiency**: the student and the teacher are run once, layer by layer, by :func:`conv_stream` (each
-  forward pass pauses at every conv's input; the paused activations are the cache).  The teacher's conv
-  output computed for the target is handed back to its stream, so no conv is computed twice for the teacher.
+  forward pass pauses at every conv's input; the paused activations of all batches are the cache, so memory
+  is O(N x one layer's activations)).  The conv outputs computed for the least squares are handed back to
+  the streams: the teacher's as they are, the student's with Q applied as an explicit 1x1 layer (as the
+  official code does until ``absorb_pwconv``; equal to the merged conv up to float round-off), so no conv
+  is computed twice.
 - **BN mode**: both nets in eval mode (official).
 - **OE-FSMC** (Eq. 7): the joint objective lam * mean_few + (1 - lam) * mean_aux becomes weighted normal
   equations, row weights w_few / (H W) for few-sample rows and w_aux / (H W) for auxiliary rows with

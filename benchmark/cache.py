@@ -28,6 +28,7 @@ import json
 import math
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -166,6 +167,20 @@ class ResultCache:
             raise ValueError(f"refusing to write an invalid record {key}: {problem}")
         text = json.dumps(record, indent=1, ensure_ascii=False, default=_json_default) + "\n"
         return atomic_write(self.path(key), text)
+
+    def remove_stale_temp(self, max_age_s: float = 3600.0) -> int:
+        """Delete temp files of writers killed mid-write (older than ``max_age_s``); returns how many."""
+        if not self.dir.is_dir():
+            return 0
+        removed, now = 0, time.time()
+        for p in self.dir.glob(".*.json.*.tmp"):
+            try:
+                if now - p.stat().st_mtime > max_age_s:
+                    p.unlink()
+                    removed += 1
+            except OSError:
+                pass
+        return removed
 
     def keys(self) -> list[str]:
         """Keys of every ``*.json`` file in the profile directory (valid or not)."""

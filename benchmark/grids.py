@@ -65,7 +65,7 @@ def figure_choice_text(panel: str = "a") -> str:
     """The Figure 3 setting we chose (the paper does not say), for captions and notes."""
     label = {"cd": "CD", "fskd": "FSKD", "mir": "MiR", "practise": "PRACTISE"}[FIG3_METHOD]
     nums = "/".join(map(str, FIG3B_NUMS)) if panel == "b" else str(FIG3_NUM)
-    return (f"our choice (the paper does not say): {label} on the CIFAR-10/VGG-16 column, "
+    return (f"Our choice (the paper does not say): {label} on the CIFAR-10/VGG-16 column, "
             f"imbalanced ratio {IMBALANCE_RATIO:g}, Num {nums}")
 
 

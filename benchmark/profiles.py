@@ -78,7 +78,7 @@ class Profile:
     nums: Mapping[tuple[str, str], tuple[int, ...]] = field(default_factory=dict)
     shortens: tuple[str, ...] = ()            # what differs from the paper's setting
     flag_2std: bool = False                   # flag |diff| > 2 std (only where the paper's setting runs)
-    skip_missing: bool = False                # a column whose data/teacher is missing is skipped, not an error
+    skip_missing: bool = False                # missing data/teacher skips the column (not an error)
 
     # ------------------------------------------------------------------ columns
     def column(self, paper_dataset: str) -> Optional[ColumnMap]:

@@ -11,7 +11,6 @@ column / Num.  Failed runs are left out of the statistics and counted in the cap
 """
 from __future__ import annotations
 
-from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -65,8 +64,8 @@ def _entry_reasons(plan, artifact: str) -> list[tuple[dict, str]]:
     """(tag, reason) of the entries of ``artifact`` that have no job (n/a or skipped)."""
     out = []
     for e, kind, reason in zip(plan.entries, plan.entry_kinds, plan.entry_reasons):
-        if kind in ("na", "skipped") and e.tag.get("artifact") == artifact:
-            out.append((e.tag, reason if kind == "na" else f"skipped: {reason}"))
+        if kind in ("na", "skipped", "error") and e.tag.get("artifact") == artifact:
+            out.append((e.tag, reason if kind == "na" else f"{kind}: {reason}"))
     return out
 
 
@@ -147,8 +146,8 @@ def figure_caption(plan, panel: str) -> str:
     choice = figure_choice_text(panel)
     target = ("paper setting" if p.name == "paper"
               else f"profile {p.name}, schedule {p.schedule}: not the paper's setting")
-    return (f"{FIG_TITLES[panel]}. {choice}; {paper}{run}. {target}; mean ± std over "
-            f"{len(plan.seeds)} seeds.")
+    n = len(plan.seeds)
+    return f"{FIG_TITLES[panel]}. {choice}; {paper}{run}. {target}; mean ± std over {n} seed{'s' * (n != 1)}."
 
 
 # ---------------------------------------------------------------------------- rendering
@@ -162,12 +161,14 @@ def render_all(plan, cache: ResultCache, out_dir) -> dict[str, list[Path]]:
     if "table1" in plan.artifacts:
         cells = render_table1(load_reported_table1(), runs if len(runs) else None, flag_2std=flag,
                               na=na_table1(plan))
-        paths = write_table(cells, out_dir, "table1", table1_caption(plan, failed_count(plan, records, "table1")))
+        caption = table1_caption(plan, failed_count(plan, records, "table1"))
+        paths = write_table(cells, out_dir, "table1", caption)
         written["table1"] = list(paths.values())
     if "table2" in plan.artifacts:
         cells = render_table2(load_reported_table2(), runs if len(runs) else None, flag_2std=flag,
                               na=na_table2(plan))
-        paths = write_table(cells, out_dir, "table2", table2_caption(plan, failed_count(plan, records, "table2")))
+        caption = table2_caption(plan, failed_count(plan, records, "table2"))
+        paths = write_table(cells, out_dir, "table2", caption)
         written["table2"] = list(paths.values())
     fig = runs[runs["panel"].notna()][FIG_COLUMNS] if len(runs) else pd.DataFrame(columns=FIG_COLUMNS)
     for panel in "abcd":
@@ -176,7 +177,3 @@ def render_all(plan, cache: ResultCache, out_dir) -> dict[str, list[Path]]:
             written[f"fig3{panel}"] = list(paths.values())
     return written
 
-
-def summary_counts(plan, records: dict[str, dict]) -> Counter:
-    """Record states over the plan's jobs (ok / failed / missing)."""
-    return Counter((records.get(k) or {}).get("status", "missing") for k in plan.jobs)

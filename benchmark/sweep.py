@@ -31,6 +31,8 @@ import sys
 import time
 import traceback
 from collections import Counter, defaultdict
+from itertools import zip_longest
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -40,8 +42,8 @@ from oefsmc.errors import UserError
 
 from .cache import RESULTS_SCHEMA_VERSION, CacheEntry, ResultCache, canonical_json, cell_key, _json_default
 from .grids import GridEntry, artifacts_for, build_grid
-from .profiles import (DEFAULT_PROFILE, PAPER_ARCH_LABELS, PAPER_COLUMNS, PAPER_DATASET_LABELS, PROFILES, Profile,
-                       get_profile)
+from .profiles import (DEFAULT_PROFILE, PAPER_ARCH_LABELS, PAPER_COLUMNS, PAPER_DATASET_LABELS, PROFILES,
+                       Profile, get_profile)
 
 DEFAULT_PIPELINE = "oefsmc.pipeline"
 #: Test-only: a module providing resolve_config / run_config (/ not_applicable_reason) to use instead.
@@ -132,7 +134,7 @@ class Plan:
     entries: list[GridEntry]
     entry_keys: list[Optional[str]]           # per entry: its job key (None when skipped / n/a)
     entry_reasons: list[Optional[str]]        # per entry: why it has no job
-    entry_kinds: list[str]                    # per entry: "job" | "skipped" | "na"
+    entry_kinds: list[str]                    # per entry: "job" | "skipped" | "na" | "error"
     jobs: dict[str, Job]
 
     def count(self, kind: str) -> int:
@@ -172,7 +174,7 @@ def _memo(fn: Callable[[dict], Any]) -> Callable[[dict], Any]:
         if k not in seen:
             try:
                 seen[k] = (True, fn(cell))
-            except UserError as exc:
+            except Exception as exc:  # noqa: BLE001  (memoised and re-raised below)
                 seen[k] = (False, exc)
         ok, value = seen[k]
         if not ok:
@@ -187,7 +189,8 @@ def plan_sweep(entries: Iterable[GridEntry], profile: Profile, hooks: Hooks,
 
     A cell whose method does not apply to its architecture is ``na`` (``hooks.not_applicable`` or a
     ``NotApplicable`` error from ``resolve``); a cell that ``resolve`` rejects with any other
-    :class:`UserError` (bad input, missing data or teacher) is ``skipped`` with that message.
+    :class:`UserError` (bad input, missing data or teacher) is ``skipped`` with that message; any other
+    exception from ``resolve`` (a bug) makes the cell an ``error`` (counted as failed), logged once.
     """
     entries = list(entries)
     resolve = _memo(hooks.resolve)
@@ -206,28 +209,39 @@ def plan_sweep(entries: Iterable[GridEntry], profile: Profile, hooks: Hooks,
             kind = "na" if type(exc).__name__ == "NotApplicable" else "skipped"
             keys.append(None), reasons.append(str(exc)), kinds.append(kind)
             continue
+        except Exception as exc:  # noqa: BLE001  (a bug in resolve must not hide the other cells)
+            reason = f"resolve_config raised {type(exc).__name__}: {exc}"
+            if reason not in reasons:
+                _log("".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip())
+            keys.append(None), reasons.append(reason), kinds.append("error")
+            continue
         key = cell_key(resolved)
         jobs.setdefault(key, Job(key, cell, resolved)).entries.append(e)
         keys.append(key), reasons.append(None), kinds.append("job")
     return Plan(profile, list(artifacts or []), list(seeds or []), entries, keys, reasons, kinds, jobs)
 
 
-def report_skipped(plan: Plan) -> list[str]:
-    """One line per distinct skip reason, naming the paper columns it affects."""
+def _column_label(paper_dataset: str) -> str:
+    """"CIFAR-100/ResNet-32" for a paper dataset (run datasets pass through)."""
+    arch = PAPER_COLUMNS.get(paper_dataset, ("",))[0]
+    return f"{PAPER_DATASET_LABELS.get(paper_dataset, paper_dataset)}/{PAPER_ARCH_LABELS.get(arch, '?')}"
+
+
+def report_skipped(plan: Plan, kind_wanted: str = "skipped") -> list[str]:
+    """One line per distinct skip (or ``error``) reason, naming the paper columns it affects."""
     by_reason: dict[str, set] = defaultdict(set)
     for e, kind, reason in zip(plan.entries, plan.entry_kinds, plan.entry_reasons):
-        if kind == "skipped":
-            t = e.tag
-            by_reason[reason].add((t.get("paper_dataset", e.cell["dataset"]), t.get("paper_num", e.cell["num"])))
+        if kind == kind_wanted:
+            ds, num = e.tag.get("paper_dataset", e.cell["dataset"]), e.tag.get("paper_num", e.cell["num"])
+            by_reason[reason].add((ds, num))
     lines = []
     for reason, cols in by_reason.items():
         per_ds: dict[str, list[int]] = defaultdict(list)
         for ds, num in sorted(cols):
             per_ds[ds].append(num)
-        where = "; ".join(
-            f"{PAPER_DATASET_LABELS.get(ds, ds)}/{PAPER_ARCH_LABELS.get(PAPER_COLUMNS.get(ds, ('',))[0], '?')} "
-            f"Num {', '.join(map(str, nums))}" for ds, nums in per_ds.items())
-        lines.append(f"skipped {where}: {reason}")
+        where = "; ".join(f"{_column_label(ds)} Num {', '.join(map(str, nums))}"
+                          for ds, nums in per_ds.items())
+        lines.append(f"{kind_wanted} {where}: {reason}")
     return lines
 
 
@@ -283,6 +297,12 @@ def _reusable(entry: CacheEntry, force: bool, sweep_start: float) -> Optional[st
     return None
 
 
+def _run_info(started: str, t0: float) -> dict:
+    finished, t1 = _now()
+    return {"started_at": started, "finished_at": finished, "finished_unix": t1, "wall_s": round(t1 - t0, 3),
+            "host": socket.gethostname(), "pid": os.getpid()}
+
+
 def _compute(task: dict, cache: ResultCache) -> dict:
     """Run the cell and write its record (ok or failed).  Returns the outcome."""
     started, t0 = _now()
@@ -293,17 +313,13 @@ def _compute(task: dict, cache: ResultCache) -> dict:
         raw = runner(dict(task["resolved"]))
         if not isinstance(raw, dict):
             raise TypeError(f"run_config returned {type(raw).__name__}, expected a dict record")
-        finished, t1 = _now()
-        run_info = {"started_at": started, "finished_at": finished, "finished_unix": t1,
-                    "wall_s": round(t1 - t0, 3), "host": socket.gethostname(), "pid": os.getpid()}
+        run_info = _run_info(started, t0)
         record = _ok_record(raw, task, run_info)
         cache.write(record)
     except (KeyboardInterrupt, SystemExit):
         raise
     except BaseException as exc:  # a failed cell is recorded and does not stop the sweep
-        finished, t1 = _now()
-        run_info = {"started_at": started, "finished_at": finished, "finished_unix": t1,
-                    "wall_s": round(t1 - t0, 3), "host": socket.gethostname(), "pid": os.getpid()}
+        run_info = _run_info(started, t0)
         record = _failed_record(task, exc, run_info)
         cache.write(record)
         return {"key": task["key"], "status": "failed", "error": record["error"]["message"],
@@ -344,39 +360,66 @@ def _dask_client(address: str):
     try:
         from dask.distributed import Client
     except ImportError:
-        raise UserError("--backend dask://HOST:PORT needs dask.distributed: pip install -e '.[cluster]'") from None
+        raise UserError("--backend dask://HOST:PORT needs dask.distributed: "
+                        "pip install -e '.[cluster]'") from None
     try:
         return Client(address, timeout="20s")
     except OSError as exc:
         raise UserError(f"cannot reach the dask scheduler at {address}: {exc}") from None
 
 
-def _parallel(tasks: list[dict], n_jobs: int, backend: str) -> Iterator[dict]:
-    """Outcomes of ``compute_cell`` over ``tasks`` as they complete (joblib, unordered)."""
-    from joblib import Parallel, delayed, parallel_config
+def _dask_address(backend: str) -> Optional[str]:
+    """``dask://HOST:PORT`` -> ``tcp://HOST:PORT`` (``dask://tls://...`` or ``tcp://...`` are passed on
+    as they are); ``loky`` -> ``None``."""
+    if backend == "loky":
+        return None
+    rest = backend[len("dask://"):] if backend.startswith("dask://") else backend
+    if "://" in rest and rest.split("://", 1)[1]:
+        return rest
+    if rest and rest != backend and "/" not in rest:
+        return "tcp://" + rest
+    raise UserError(f"unknown --backend {backend!r}; use loky or dask://HOST:PORT")
+
+
+@contextmanager
+def _backend(backend: str) -> Iterator[Optional[str]]:
+    """Connect to the dask scheduler (if any) and make joblib's dask backend the default inside."""
+    address = _dask_address(backend)
+    if address is None:
+        yield None
+        return
+    from joblib import parallel_config
+    client = _dask_client(address)
+    try:
+        with parallel_config(backend="dask"):
+            yield address
+    finally:
+        client.close()
+
+
+def _parallel(tasks: list[dict], n_jobs: int, dask: bool) -> Iterator[dict]:
+    """Outcomes of ``compute_cell`` over ``tasks`` as they complete (joblib, unordered).
+
+    With loky the worker processes are reused across calls (and sweeps in one process), so the
+    pipeline's per-process caches (datasets, teachers) survive from cell to cell.
+    """
+    from joblib import Parallel, delayed
 
     calls = (delayed(compute_cell)(t) for t in tasks)
-    if backend.startswith("dask://") or backend.startswith("tcp://"):
-        address = "tcp://" + backend.split("://", 1)[1]
-        client = _dask_client(address)
-        try:
-            with parallel_config(backend="dask"):
-                yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size=1)(calls)
-        finally:
-            client.close()
-    elif backend == "loky":
-        yield from Parallel(n_jobs=n_jobs, backend="loky", return_as="generator_unordered",
-                            batch_size=1)(calls)
-    else:
-        raise UserError(f"unknown --backend {backend!r}; use loky or dask://HOST:PORT")
+    kwargs = {} if dask else {"backend": "loky"}
+    yield from Parallel(n_jobs=n_jobs, return_as="generator_unordered", batch_size=1, **kwargs)(calls)
 
 
 def _order(jobs: Iterable[Job]) -> list[Job]:
-    """Group jobs that share per-worker caches (dataset, teacher, few-sample set) next to each other."""
-    def k(j: Job):
-        c = j.cell
-        return (c["dataset"], c["arch"], c["num"], c["balanced"], c["seed"], c["method"], c["oe"])
-    return sorted(jobs, key=k)
+    """Dispatch order: the (dataset, arch) groups interleaved, so that the first cells of a sweep need
+    different teachers and workers train them side by side instead of waiting on one another; inside a
+    group the largest Num first (long cells early, short ones fill the tail)."""
+    groups: dict[tuple, list[Job]] = defaultdict(list)
+    for j in sorted(jobs, key=lambda j: (-j.cell["num"], j.cell["seed"], j.cell["balanced"],
+                                          j.cell["method"], j.cell["oe"], j.key)):
+        groups[(j.cell["dataset"], j.cell["arch"])].append(j)
+    lanes = [groups[g] for g in sorted(groups)]
+    return [j for batch in zip_longest(*lanes) for j in batch if j is not None]
 
 
 @dataclass
@@ -400,6 +443,7 @@ def execute(plan: Plan, cache: ResultCache, runner: Runner, *, n_jobs: int = 1, 
     t_start = time.time()
     sweep_start = t_start - 1e-3
     result = SweepResult()
+    cache.remove_stale_temp()
     todo = []
     for job in plan.jobs.values():
         entry = cache.check(job.key)
@@ -417,24 +461,25 @@ def execute(plan: Plan, cache: ResultCache, runner: Runner, *, n_jobs: int = 1, 
         "force": force, "sweep_start": sweep_start, "blocking": False, "single_thread": single,
     } for j in _order(todo)]
     if tasks:
-        _run_tasks(tasks, result, n_jobs, backend, progress, plan.profile.name)
+        with _backend(backend) as address:
+            _run_tasks(tasks, result, n_jobs, address is not None, progress, plan.profile.name)
     result.wall_s = time.time() - t_start
     return result
 
 
-def _run_tasks(tasks: list[dict], result: SweepResult, n_jobs: int, backend: str, progress: bool,
+def _run_tasks(tasks: list[dict], result: SweepResult, n_jobs: int, dask: bool, progress: bool,
                desc: str) -> None:
     from tqdm import tqdm
 
     bar = tqdm(total=len(tasks), desc=desc, unit="cell", file=sys.stderr, disable=not progress,
-               dynamic_ncols=True)
+               dynamic_ncols=True, mininterval=0.5 if sys.stderr.isatty() else 10.0)
     failed = 0
     try:
         pending = list(tasks)
         for attempt in range(3):  # 0: try-locks; 1: wait for cells another sweep holds; 2: after a crash
             locked, crashed = [], None
             try:
-                for out in _parallel(pending, n_jobs, backend):
+                for out in _parallel(pending, n_jobs, dask):
                     if out["status"] == "locked":
                         locked.append(out["key"])
                         continue
@@ -496,7 +541,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES),
                         help="demo (default: offline, CPU, minutes) | cifar10-real | paper")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
-                        help="parallel worker processes (default: the number of CPU cores)")
+                        help="parallel worker processes (default: the number of CPU cores; with dask, "
+                             "every worker of the cluster)")
     parser.add_argument("--seeds", type=int, default=None, metavar="K",
                         help="run seeds 0..K-1 (default: the profile's, demo 3 / paper 5)")
     parser.add_argument("--backend", default="loky", metavar="loky|dask://HOST:PORT",
@@ -506,7 +552,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="dataset root (cifar10-real default: ../shared/data; paper default: ./data)")
     parser.add_argument("--teacher", action="append", default=None, metavar="[DATASET=]PATH",
                         help="teacher checkpoint; a bare PATH applies to every dataset of the profile")
-    parser.add_argument("--dry-run", action="store_true", help="list the cells and what is cached; compute nothing")
+    parser.add_argument("--dry-run", action="store_true",
+                        help="list the cells and what is cached; compute nothing")
     parser.add_argument("--force", action="store_true", help="recompute every cell, cached or not")
     parser.add_argument("--results-dir", default="results", metavar="DIR",
                         help="records go to DIR/<profile>/<key>.json (default: results)")
@@ -532,70 +579,95 @@ def print_dry_run(plan: Plan, cache: ResultCache) -> Counter:
         states[entry.state] += 1
         arts = ",".join(sorted({e.tag.get("artifact", "?") for e in job.entries}))
         print(f"{job.key:<20}  {entry.state:<8}  {job.label()}  [{arts}]")
-    for e, kind, reason in zip(plan.entries, plan.entry_kinds, plan.entry_reasons):
-        if kind == "na":
-            print(f"{'-':<20}  {'n/a':<8}  {e.cell['method']} on {e.cell['arch']}: {reason}")
+    na = {(e.cell["method"], e.cell["arch"], r) for e, k, r in zip(plan.entries, plan.entry_kinds,
+                                                                     plan.entry_reasons) if k == "na"}
+    for method, arch, reason in sorted(na):
+        print(f"{'-':<20}  {'n/a':<8}  {method} on {arch}: {reason}")
     return states
 
 
-def run_sweep_command(args: argparse.Namespace) -> int:
-    """``python -m benchmark sweep``: plan, (dry-run | execute), render, summarise.  Returns the exit code:
-    0 when no cell failed (and, outside the ``paper`` profile, none was skipped for missing inputs)."""
-    t0 = time.time()
+def plan_from_args(args: argparse.Namespace) -> tuple[Plan, ResultCache, int]:
+    """The plan, the cache and the number of jobs that the command line asks for."""
     artifacts = artifacts_for(args.table, args.figure)
     profile = get_profile(args.profile, args.data_root, args.teacher)
     n_seeds = profile.n_seeds if args.seeds is None else args.seeds
     if n_seeds < 1:
         raise UserError(f"--seeds {args.seeds}: must be at least 1")
-    seeds = list(range(n_seeds))
-    n_jobs = args.jobs if args.jobs is not None else _default_jobs()
+    dask = _dask_address(args.backend) is not None
+    n_jobs = args.jobs if args.jobs is not None else (-1 if dask else _default_jobs())
     if n_jobs < 1 and n_jobs != -1:
         raise UserError(f"--jobs {args.jobs}: must be at least 1")
-    hooks = default_hooks()
-    plan = plan_sweep(build_grid(artifacts, profile, seeds), profile, hooks, artifacts, seeds)
-    cache = ResultCache(args.results_dir, profile.name)
+    seeds = list(range(n_seeds))
+    plan = plan_sweep(build_grid(artifacts, profile, seeds), profile, default_hooks(), artifacts, seeds)
+    return plan, ResultCache(args.results_dir, profile.name), n_jobs
+
+
+def _plan_summary(plan: Plan, cache: ResultCache, dry_run: bool) -> dict[str, Any]:
     skip_lines = report_skipped(plan)
-    for line in skip_lines:
+    for line in skip_lines + report_skipped(plan, "error"):
         _log(line)
-    summary: dict[str, Any] = {
-        "command": "sweep", "profile": profile.name, "artifacts": artifacts, "seeds": len(seeds),
-        "grid_cells": len(plan.entries), "unique_cells": len(plan.jobs),
-        "skipped": plan.count("skipped"), "not_applicable": plan.count("na"),
-        "skip_reasons": skip_lines, "results_dir": str(cache.dir), "dry_run": bool(args.dry_run),
+    return {
+        "command": "sweep", "profile": plan.profile.name, "artifacts": plan.artifacts,
+        "seeds": len(plan.seeds),
+        "grid_cells": len(plan.entries), "unique_cells": len(plan.jobs), "skipped": plan.count("skipped"),
+        "not_applicable": plan.count("na"), "skip_reasons": skip_lines, "resolve_errors": plan.count("error"),
+        "results_dir": str(cache.dir), "dry_run": dry_run,
     }
+
+
+def _dry_run(plan: Plan, cache: ResultCache, force: bool, summary: dict) -> int:
+    states = print_dry_run(plan, cache)
+    summary.update(cached=states["ok"], failed=states["failed"], corrupt=states["corrupt"],
+                   to_compute=len(plan.jobs) - (0 if force else states["ok"]), computed=0)
+    print(f"{len(plan.jobs)} unique cells ({len(plan.entries)} grid entries): {states['ok']} cached, "
+          f"{states['failed']} failed, {states['corrupt']} corrupt, {states['missing']} missing; "
+          f"{summary['to_compute']} would be computed; {summary['skipped']} skipped, "
+          f"{summary['not_applicable']} not applicable")
+    return 1 if summary["resolve_errors"] else 0
+
+
+def _run_and_render(plan: Plan, cache: ResultCache, n_jobs: int, args: argparse.Namespace,
+                    summary: dict) -> int:
+    if not plan.jobs and not summary["skipped"]:
+        _log("nothing to run")
+    result = execute(plan, cache, default_hooks().run, n_jobs=n_jobs, backend=args.backend, force=args.force,
+                     progress=not args.no_progress)
+    counts = result.counts()
+    summary.update(computed=counts["done"], cached=counts["cached"],
+                   failed=counts["failed"] + summary["resolve_errors"],
+                   corrupt_recomputed=len(result.corrupt), jobs=n_jobs, backend=args.backend)
+    failures = [o for o in result.outcomes.values() if o["status"] == "failed"]
+    for o in failures[:10]:
+        _log(f"failed {o['key']}: {o.get('error_type', '')}: {o.get('error', '')}")
+    if len(failures) > 10:
+        _log(f"... and {len(failures) - 10} more failed cells (see their records)")
+    if not args.no_render:
+        from .render_outputs import render_all
+        outputs = render_all(plan, cache, Path(args.out_dir) / plan.profile.name)
+        summary["outputs"] = {k: [str(p) for p in v] for k, v in outputs.items()}
+        for name, paths in summary["outputs"].items():
+            _log(f"wrote {name}: {', '.join(paths)}")
+    print(f"{plan.profile.name}: {len(plan.jobs)} unique cells: {counts['done']} computed, "
+          f"{counts['cached']} cached, {summary['failed']} failed, {summary['skipped']} skipped, "
+          f"{summary['not_applicable']} not applicable ({result.wall_s:.1f} s)")
+    bad_skip = summary["skipped"] and (not plan.profile.skip_missing or not plan.jobs)
+    return 1 if summary["failed"] or bad_skip else 0
+
+
+def run_sweep_command(args: argparse.Namespace) -> int:
+    """``python -m benchmark sweep``: plan, then dry-run or execute + render, then summarise.
+
+    Exit code 0 when no cell failed and, outside the ``paper`` profile (where a column without data or
+    teacher is expected to be skipped, as long as something runs), no cell was skipped; 1 otherwise.  Human-readable lines go to
+    stdout, progress and diagnostics to stderr; with ``--json`` the last stdout line is the summary.
+    """
+    t0 = time.time()
+    plan, cache, n_jobs = plan_from_args(args)
+    summary = _plan_summary(plan, cache, bool(args.dry_run))
     if args.dry_run:
-        states = print_dry_run(plan, cache)
-        summary.update(cached=states["ok"], failed=states["failed"], corrupt=states["corrupt"],
-                       to_compute=len(plan.jobs) - (0 if args.force else states["ok"]), computed=0)
-        print(f"{len(plan.jobs)} unique cells ({len(plan.entries)} grid entries): {states['ok']} cached, "
-              f"{states['failed']} failed, {states['corrupt']} corrupt, {states['missing']} missing; "
-              f"{summary['to_compute']} would be computed; {summary['skipped']} skipped, "
-              f"{summary['not_applicable']} not applicable")
-        code = 0
+        code = _dry_run(plan, cache, args.force, summary)
     else:
-        if not plan.jobs and not summary["skipped"]:
-            _log("nothing to run")
-        result = execute(plan, cache, hooks.run, n_jobs=n_jobs, backend=args.backend, force=args.force,
-                         progress=not args.no_progress)
-        counts = result.counts()
-        summary.update(computed=counts["done"], cached=counts["cached"], failed=counts["failed"],
-                       corrupt_recomputed=len(result.corrupt), jobs=n_jobs, backend=args.backend)
-        failures = [o for o in result.outcomes.values() if o["status"] == "failed"]
-        for o in failures[:10]:
-            _log(f"failed {o['key']}: {o.get('error_type', '')}: {o.get('error', '')}")
-        if len(failures) > 10:
-            _log(f"... and {len(failures) - 10} more failed cells (see their records)")
-        if not args.no_render:
-            from .render_outputs import render_all
-            outputs = render_all(plan, cache, Path(args.out_dir) / profile.name)
-            summary["outputs"] = {k: [str(p) for p in v] for k, v in outputs.items()}
-            for name, paths in summary["outputs"].items():
-                _log(f"wrote {name}: {', '.join(paths)}")
-        print(f"{profile.name}: {len(plan.jobs)} unique cells: {counts['done']} computed, "
-              f"{counts['cached']} cached, {counts['failed']} failed, {summary['skipped']} skipped, "
-              f"{summary['not_applicable']} not applicable ({time.time() - t0:.1f} s)")
-        bad_skip = summary["skipped"] and not profile.skip_missing
-        code = 1 if counts["failed"] or bad_skip else 0
+        code = _run_and_render(plan, cache, n_jobs, args, summary)
     summary["wall_s"] = round(time.time() - t0, 3)
     summary["exit_code"] = code
     if args.json:

@@ -11,7 +11,6 @@ weights) when the variant says so, and the fine-tuning stage's loss is CE or CE 
 """
 from __future__ import annotations
 
-import copy
 import functools
 import time
 from pathlib import Path
@@ -119,12 +118,11 @@ def _data_identity(dataset: str, root: Optional[str]) -> dict:
 
 def _ood_identity(source: str, root: Optional[str]) -> str:
     kind, arg = parse_source(source)
-    if arg:
+    if arg:  # identity = name and size, not the location, so records stay valid at another path
         p = Path(arg)
-        if p.exists():
-            st = p.stat()
-            return f"{kind}:{p.resolve()}|{st.st_size}|{st.st_mtime_ns}"
-        return f"{kind}:{arg}|missing"
+        size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else (
+            p.stat().st_size if p.exists() else -1)
+        return f"{kind}:{p.name}|{size}"
     if kind in ("cifar10", "cifar100") and root:
         return f"{kind}:" + _data_identity(kind, str(Path(root).resolve()))["train"]["fingerprint"]
     return kind
@@ -338,8 +336,6 @@ def _finetune(model, resolved, variant, few_x, few_y, aux, num_classes, gen, dev
 
     aux_labels_fn = None
     if use_ood and resolved["hp"]["oe"]["labels"] == "per-batch":  # Open-Sampling: redraw every batch
-        cdf = torch.tensor(np.cumsum(aux["gamma_dist"]), dtype=torch.float64)
-
         def aux_labels_fn(idx):
             u = torch.rand(len(idx), generator=gen, dtype=torch.float64)
             return torch.as_tensor(draw_labels(aux["gamma_dist"], u.numpy()), device=device)

@@ -13,7 +13,6 @@ The weights with the best monitor value are restored at the end.
 """
 from __future__ import annotations
 
-import copy
 import time
 from typing import Callable, Optional
 
@@ -39,6 +38,10 @@ FINETUNE_PARAMS = {
 
 # (model, x_few, y_few, x_aux, y_aux) -> (loss, parts)
 LossFn = Callable[..., tuple[torch.Tensor, dict]]
+
+
+def _snapshot(model: nn.Module) -> dict:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def _forward(model: nn.Module, x_few: torch.Tensor, x_aux: Optional[torch.Tensor], mode: str):
@@ -76,7 +79,7 @@ def finetune(model: nn.Module, data: StageData, loss_fn: LossFn, hp: dict, gener
         return value
 
     best = monitor_value()
-    best_state = copy.deepcopy(model.state_dict())
+    best_state = _snapshot(model)
     best_iter, since_best, it = 0, 0, 0
     history = []
     model.train()
@@ -98,7 +101,7 @@ def finetune(model: nn.Module, data: StageData, loss_fn: LossFn, hp: dict, gener
             history.append({"iter": it, "monitor": value, **{k: float(v) for k, v in parts.items()}})
             if value < best - 1e-6:
                 best, best_iter, since_best = value, it, 0
-                best_state = copy.deepcopy(model.state_dict())
+                best_state = _snapshot(model)
             else:
                 since_best += hp["eval_every"]
             if since_best >= hp["patience"]:

@@ -124,3 +124,14 @@ def test_truncated_record_is_detected_and_recomputed(tmp_path, capsys):
     assert res2.counts() == {"done": 2, "cached": 6}
     again = json.loads(c.path(victim).read_text())
     assert c.check(victim).state == "ok" and again["metrics"] == good["metrics"]
+
+
+def test_stale_temp_files_are_removed(tmp_path):
+    import os
+    import time
+    c = ResultCache(tmp_path, "demo")
+    c.write(_record("k1"))
+    old, fresh = c.dir / ".k2.json.abc.tmp", c.dir / ".k3.json.def.tmp"
+    old.write_text("{"), fresh.write_text("{")
+    os.utime(old, (time.time() - 7200,) * 2)
+    assert c.remove_stale_temp() == 1 and not old.exists() and fresh.exists()

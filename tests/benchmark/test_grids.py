@@ -38,25 +38,28 @@ def test_seeds_are_the_first_k():
 
 
 def test_demo_column_mapping():
-    cols = Counter((e.tag["paper_dataset"], e.tag["paper_num"], e.cell["dataset"], e.cell["arch"], e.cell["num"])
-                   for e in _grid("table2"))
+    cols = Counter((e.tag["paper_dataset"], e.tag["paper_num"], e.cell["dataset"], e.cell["arch"],
+                    e.cell["num"]) for e in _grid("table2"))
     assert set(cols) == {
         ("cifar10", 10, "digits", "demo_vgg", 10), ("cifar10", 20, "digits", "demo_vgg", 20),
         ("cifar10", 50, "digits", "demo_vgg", 50),
         ("cifar100", 100, "digits", "demo_resnet_s", 10), ("cifar100", 200, "digits", "demo_resnet_s", 20),
         ("cifar100", 500, "digits", "demo_resnet_s", 50),
-        ("imagenet", 1000, "digits", "demo_resnet_m", 100), ("imagenet", 2000, "digits", "demo_resnet_m", 200),
+        ("imagenet", 1000, "digits", "demo_resnet_m", 100),
+        ("imagenet", 2000, "digits", "demo_resnet_m", 200),
         ("imagenet", 3000, "digits", "demo_resnet_m", 300),
     }
     cell = _grid("table2")[0].cell
     assert (cell["schedule"], cell["device"], cell["ood"], cell["balanced"], cell["imbalance_ratio"]) == \
         ("demo", "cpu", "demo-patches", False, 100.0)
-    assert all("digits/demo_vgg" in line or "demo_resnet" in line for line in get_profile("demo").mapping_lines())
+    lines = get_profile("demo").mapping_lines()
+    assert all("digits/demo_vgg" in line or "demo_resnet" in line for line in lines)
 
 
 def test_table_axes():
     t1 = _grid("table1", seeds=1)
-    assert Counter((e.cell["balanced"], e.cell["imbalance_ratio"]) for e in t1) == {(True, 1.0): 16, (False, 100.0): 16}
+    settings = Counter((e.cell["balanced"], e.cell["imbalance_ratio"]) for e in t1)
+    assert settings == {(True, 1.0): 16, (False, 100.0): 16}
     assert {e.cell["oe"] for e in t1} == {"none"}
     assert {e.cell["method"] for e in t1} == {"cd", "fskd", "mir", "practise"}
     t2 = _grid("table2", seeds=1)
@@ -97,7 +100,8 @@ def test_cifar10_real_profile(tmp_path):
 def test_teacher_option_parsing(tmp_path):
     assert parse_teachers([f"cifar10={tmp_path}/a.th", f"{tmp_path}/b.th"]) == {
         "cifar10": str(tmp_path / "a.th"), "*": str(tmp_path / "b.th")}
-    prof = get_profile("paper", data_root=str(tmp_path), teachers=[f"{tmp_path}/b.th", f"cifar100={tmp_path}/c.th"])
+    prof = get_profile("paper", data_root=str(tmp_path),
+                       teachers=[f"{tmp_path}/b.th", f"cifar100={tmp_path}/c.th"])
     assert prof.teachers == {"cifar10": str(tmp_path / "b.th"), "cifar100": str(tmp_path / "c.th"),
                              "imagenet": str(tmp_path / "b.th")}
     with pytest.raises(UserError):
@@ -134,13 +138,14 @@ def _plan(artifacts, seeds=3):
 
 
 def _keys(plan, **tag):
-    return {k for e, k in zip(plan.entries, plan.entry_keys) if all(e.tag.get(a) == v for a, v in tag.items())}
+    return {k for e, k in zip(plan.entries, plan.entry_keys)
+            if all(e.tag.get(a) == v for a, v in tag.items())}
 
 
 def test_table1_imbalanced_cells_are_table2_cifar10_baselines():
     plan = _plan(["table1", "table2"])
-    t1_imb = {k for e, k in zip(plan.entries, plan.entry_keys)
-              if e.tag["artifact"] == "table1" and e.tag["setting"] == "imbalanced" and e.tag["paper_num"] <= 50}
+    t1_imb = {k for e, k in zip(plan.entries, plan.entry_keys) if e.tag["artifact"] == "table1"
+              and e.tag["setting"] == "imbalanced" and e.tag["paper_num"] <= 50}
     t2_none = _keys(plan, artifact="table2", paper_dataset="cifar10", variant="none")
     assert len(t1_imb) == 36 and t1_imb == t2_none
     assert len(plan.jobs) == 96 + 324 - 36
@@ -150,7 +155,8 @@ def test_table1_imbalanced_cells_are_table2_cifar10_baselines():
 
 def test_default_valued_overrides_hash_like_no_override():
     plan = _plan(["table2", "fig3a", "fig3b", "fig3c", "fig3d"])
-    full50 = _keys(plan, artifact="table2", paper_dataset="cifar10", paper_num=50, method="mir", variant="full")
+    full50 = _keys(plan, artifact="table2", paper_dataset="cifar10", paper_num=50, method="mir",
+                   variant="full")
     assert len(full50) == 3
     assert _keys(plan, artifact="fig3c", param_value=0.5) == full50
     assert _keys(plan, artifact="fig3d", param_value=2.5) == full50
@@ -175,6 +181,6 @@ def test_real_pipeline_default_valued_overrides_share_the_key():
     pipeline = pytest.importorskip("oefsmc.pipeline")
     cells = {e.tag["param_value"]: e.cell for e in _grid("fig3c", seeds=1)}
     base = dict(cells[0.5], overrides={})
-    keys = {v: cell_key(normalise_cell(c, pipeline.resolve_config)[1]) for v, c in cells.items() if v in (0.2, 0.5)}
+    keys = {v: cell_key(normalise_cell(cells[v], pipeline.resolve_config)[1]) for v in (0.2, 0.5)}
     assert keys[0.5] == cell_key(pipeline.resolve_config(base))
     assert keys[0.2] != keys[0.5]

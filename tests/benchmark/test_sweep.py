@@ -91,9 +91,11 @@ def test_runner_returning_garbage_is_a_failed_cell(tmp_path):
 
 def test_not_applicable_cells_are_not_run(tmp_path):
     cells = [dict(e.cell) for e in _cells(n=2)]
-    cells.append(dict(cells[0], method="nope"))
+    cells += [dict(cells[0], method="nope"), dict(cells[0], method="nope2")]
     plan, res = run_sweep(cells, results_dir=tmp_path, not_applicable=fake.not_applicable_reason, **FAKE)
-    assert plan.entry_kinds == ["job", "job", "na"] and plan.entry_reasons[2] == "nope does not apply here"
+    assert plan.entry_kinds == ["job", "job", "na", "na"]
+    assert plan.entry_reasons[2] == "nope does not apply here"
+    assert plan.entry_reasons[3] == "nope2 does not apply to this architecture"   # NotApplicable from resolve
     assert res.counts() == {"done": 2}
 
 
@@ -144,8 +146,8 @@ def test_tables_and_figures_are_rendered(fake_env, capsys):
     out = _last_json(capsys)
     assert out["unique_cells"] == (96 + 324 - 36 + 75) * 2 // 3
     d = fake_env / "out" / "demo"
-    assert {p.name for p in d.iterdir()} == {f"table{t}.{e}" for t in (1, 2) for e in ("md", "tex", "csv")} | {
-        f"fig3{p}.{e}" for p in "abcd" for e in ("png", "pdf")}
+    tables = {f"table{t}.{e}" for t in (1, 2) for e in ("md", "tex", "csv")}
+    assert {p.name for p in d.iterdir()} == tables | {f"fig3{p}.{e}" for p in "abcd" for e in ("png", "pdf")}
     md = (d / "table2.md").read_text()
     assert "context, not a target" in md and "CIFAR-100/ResNet-32 -> digits/demo_resnet_s, Num/10" in md
     assert "Schedule: demo" in md
@@ -177,3 +179,33 @@ def test_command_line_errors(fake_env, capsys):
     assert "nothing to run" in capsys.readouterr().err
     assert _cli(fake_env, "--table", "1", "--seeds", "0") == 2
     assert _cli(fake_env, "--table", "1", "--backend", "ray") == 2
+
+
+def test_dask_backend_runs_cells_on_the_cluster(tmp_path):
+    distributed = pytest.importorskip("distributed")
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=2, processes=False,
+                                  dashboard_address=":0") as cluster:
+        backend = "dask://" + cluster.scheduler_address       # inproc://... for an in-process cluster
+        _, res = run_sweep(_cells(n=6), results_dir=tmp_path, runner="test_sweep_fakes:run_config",
+                           resolver=fake.resolve_config, backend=backend, n_jobs=-1)
+    assert res.counts() == {"done": 6}
+    assert all(ResultCache(tmp_path, "demo").check(k).state == "ok" for k in res.outcomes)
+
+
+def test_dask_backend_errors_are_one_line():
+    with pytest.raises(sweep.UserError, match="unknown --backend"):
+        sweep._dask_address("dask:/x")
+    assert sweep._dask_address("dask://10.0.0.1:8786") == "tcp://10.0.0.1:8786"
+    assert sweep._dask_address("dask://tls://h:1") == "tls://h:1"
+    assert sweep._dask_address("loky") is None
+
+
+def test_a_bug_in_resolve_fails_that_cell_only(tmp_path, capsys):
+    def resolve(cell):
+        if cell["method"] == "mir":
+            raise KeyError("hp")
+        return fake.resolve_config(cell)
+    plan, res = run_sweep(_cells(n=8), results_dir=tmp_path, runner=fake.run_config, resolver=resolve)
+    assert plan.entry_kinds.count("error") == 2 and res.counts() == {"done": 6}
+    assert plan.entry_reasons[2] == "resolve_config raised KeyError: 'hp'"
+    assert capsys.readouterr().err.count("Traceback") == 1          # logged once, not per cell

@@ -32,8 +32,14 @@ def config_hash(resolved: dict) -> str:
     return hashlib.sha256(json.dumps(core, sort_keys=True).encode()).hexdigest()[:16]
 
 
+class NotApplicable(UserError):
+    """Like the pipeline's: the method does not apply to the architecture."""
+
+
 def resolve_config(cell: dict) -> dict:
     """Like the pipeline's: the cell plus resolved hyperparameters and identities; UserError on bad input."""
+    if cell["method"] == "nope2":
+        raise NotApplicable("nope2 does not apply to this architecture")
     if cell["dataset"] in _env_list("OEFSMC_FAKE_MISSING"):
         raise UserError(f"no {cell['dataset']} data under --data-root; pass --data-root DIR")
     hp = dict(DEFAULTS, **{"oe.aux_size": cell["num"]})

@@ -79,7 +79,8 @@ def test_sigkilled_sweep_restarts_to_the_same_records(tmp_path):
     proc.wait(timeout=10)
     partial = len(list((results / "demo").glob("*.json")))
     assert 6 <= partial < N_CELLS
-    assert all(ResultCache(results, "demo").check(p.stem).state == "ok" for p in (results / "demo").glob("*.json"))
+    cache = ResultCache(results, "demo")
+    assert all(cache.check(p.stem).state == "ok" for p in (results / "demo").glob("*.json"))
 
     summary = _summary(_start(tmp_path, results, delay=0.0))
     assert summary["cached"] >= partial and summary["computed"] + summary["cached"] == N_CELLS
@@ -89,7 +90,7 @@ def test_sigkilled_sweep_restarts_to_the_same_records(tmp_path):
 
 def test_two_concurrent_sweeps_compute_each_cell_once(tmp_path):
     results = tmp_path / "results"
-    a, b = _start(tmp_path, results, delay=0.1), _start(tmp_path, results, delay=0.1)
+    a, b = _start(tmp_path, results, delay=0.3), _start(tmp_path, results, delay=0.3)
     sa, sb = _summary(a), _summary(b)
     markers = Counter(name.split(".")[0] for name in os.listdir(tmp_path / "markers"))
     assert len(markers) == N_CELLS and set(markers.values()) == {1}      # every cell computed exactly once
