@@ -460,10 +460,10 @@ class CD(Method):
                     w_new, info = pgd_solve(w_t, quad, budget, iters, lr, fixed_keep)
                     conv.weight.copy_(w_new)
                     lc, li = quad.parts((w_new - w_t).reshape(w_t.shape[0], -1))
-                    if name in pruned_layers:
+                    if name in pruned_layers or fixed_keep is not None:
                         kept[plan.producers[name]] = info["kept"]
                     layers.append({"layer": name, "c_in": int(w_t.shape[1]), "budget": budget,
-                                   "kept": info["kept"].tolist() if name in pruned_layers else "all",
+                                   "kept": info["kept"].tolist(),
                                    "form": quad.form, "history": info["history"],
                                    "final_loss": info["final_loss"], "final_lc": lc, "final_li": li})
                 streams.advance()

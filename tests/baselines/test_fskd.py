@@ -14,6 +14,16 @@ from oefsmc.core.taps import run_until
 from oefsmc.models import build_model
 
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny nets: one thread (two OpenMP threads on a busy 2-core machine slow small ops down ~100x)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 def _randomize(model: nn.Module, seed: int) -> nn.Module:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
