@@ -63,14 +63,14 @@ MIR_PARAMS: dict[str, Param] = {
     "lr_step": Param(0.4, "StepLR step as a fraction of iters (official int(0.4*N)), stepped per iteration"),
     "lr_gamma": Param(0.1, "StepLR gamma (official)"),
     "augment": Param(True, "random crop + horizontal flip on training batches (the dataset's standard "
-                     "augmentation; ours for CIFAR, official ImageNet uses RandomResizedCrop + flip); off: the "
-                     "teacher's features are cached", {"demo": False}),
+                     "augmentation; ours for CIFAR, official ImageNet uses RandomResizedCrop + flip); "
+                     "off: the teacher's features are cached", {"demo": False}),
     "pad": Param(4, "padding of the random crop (CIFAR standard 4)"),
 }
 
 
 def mir_hp(hp: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """The :data:`MIR_PARAMS` values out of a resolved dict whose keys carry ``prefix`` (PRACTISE: ``mir_``)."""
+    """The :data:`MIR_PARAMS` values of a resolved dict whose keys carry ``prefix`` (PRACTISE: ``mir_``)."""
     return {k: hp[prefix + k] for k in MIR_PARAMS}
 
 
@@ -166,8 +166,8 @@ def mimic(teacher: nn.Module, model: nn.Module, data: StageData, hp: dict[str, A
 @METHODS.register("mir")
 class MiR(Method):
     name = "mir"
-    citation = ("Wang, Liu, Ma, Yong, Chai, Wu. Compressing Models with Few Samples: Mimicking then Replacing. "
-                "CVPR 2022 (code: DoctorKey/Practise --FT MiR)")
+    citation = ("Wang, Liu, Ma, Yong, Chai, Wu. Compressing Models with Few Samples: Mimicking then "
+                "Replacing. CVPR 2022 (code: DoctorKey/Practise --FT MiR)")
     params = MIR_PARAMS
     data_driven_selection = False  # the student comes from a data-free L1 criterion
 

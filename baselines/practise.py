@@ -59,7 +59,7 @@ from __future__ import annotations
 import copy
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Callable
 
 import torch
 import torch.nn as nn
@@ -78,16 +78,18 @@ from .mir import MIR_PARAMS, batched_features, mimic, mir_hp
 _MIR_SCHEDULES = {"iters": {"cpu": 300, "demo": 60}}
 
 PRACTISE_PARAMS: dict[str, Param] = {
-    "adaptor_iters": Param(2000, "adaptor-training iterations per candidate (exp/*.sh --epoch 2000; the README "
-                           "example uses 1000)", {"cpu": 40, "demo": 15}),
+    "adaptor_iters": Param(2000, "adaptor-training iterations per candidate (exp/*.sh --epoch 2000; "
+                           "the README example uses 1000)", {"cpu": 40, "demo": 15}),
     "adaptor_lr": Param(0.02, "adaptor SGD learning rate (official --lr)"),
     "adaptor_momentum": Param(0.9, "adaptor SGD momentum (official)"),
     "adaptor_weight_decay": Param(1e-4, "adaptor SGD weight decay (official)"),
     "adaptor_batch_size": Param(64, "adaptor batch size (official)"),
-    "adaptor_lr_step": Param(0.4, "adaptor StepLR step as a fraction of adaptor_iters (official), per iteration"),
+    "adaptor_lr_step": Param(0.4, "adaptor StepLR step as a fraction of adaptor_iters (official), "
+                             "stepped per iteration"),
     "adaptor_lr_gamma": Param(0.1, "adaptor StepLR gamma (official)"),
-    "adaptor_augment": Param(True, "augment adaptor-training batches (official: the training loader); off: cache "
-                             "the affected stage's input and the teacher's features", {"cpu": False, "demo": False}),
+    "adaptor_augment": Param(True, "augment adaptor-training batches (official: the training loader); "
+                             "off: cache the affected stage's input and the teacher's features",
+                             {"cpu": False, "demo": False}),
     "adaptor_pad": Param(4, "random-crop padding when adaptor_augment is on"),
     "rm_blocks": Param(0, "number of blocks to drop; 0 = auto: the k whose MAC reduction is closest to "
                        "target_reduction (official ResNet-34: 3)"),
@@ -124,7 +126,10 @@ def vgg_candidates(model: nn.Module) -> list[str]:
 
 
 def drop_units(model: nn.Module, units: list[str]) -> nn.Module:
-    """Drop residual blocks (:func:`drop_blocks`) or VGG conv-BN-ReLU layers (all three -> Identity), in place."""
+    """Drop residual blocks (:func:`drop_blocks`) or VGG conv-BN-ReLU layers (all three -> Identity).
+
+    In place; module paths of the remaining layers are unchanged.
+    """
     if model.arch_family != "vgg":
         return drop_blocks(model, units)
     for path in units:
@@ -167,7 +172,8 @@ def adaptor_sites(model: nn.Module, unit: str) -> Sites:
     if isinstance(ds, nn.Sequential):
         sites.after.append(f"{layer}.0.downsample.0")
     sites.after += [f"{layer}.{j}.conv2" for j in range(i) if not isinstance(stage[j], nn.Identity)]
-    sites.pre += [f"{layer}.{j}.conv1" for j in range(i + 1, len(stage)) if not isinstance(stage[j], nn.Identity)]
+    sites.pre += [f"{layer}.{j}.conv1" for j in range(i + 1, len(stage))
+                  if not isinstance(stage[j], nn.Identity)]
     if x < len(stages):
         nxt = stages[x][0]
         sites.pre.append(f"layer{x + 1}.0.conv1")
@@ -200,14 +206,14 @@ class Adaptors(nn.Module):
         super().__init__()
         self.after, self.pre = nn.ModuleDict(), nn.ModuleDict()
         self._handles: list = []
-        for path in sites.after:
+        for path in sites.after:  # ModuleDict keys may not contain "."
             conv = model.get_submodule(path)
-            self.after[path.replace(".", "/")] = self._identity(conv.out_channels, conv.weight)
-            self._handles.append(conv.register_forward_hook(self._after_hook(self.after[path.replace(".", "/")])))
+            adaptor = self.after[path.replace(".", "/")] = self._identity(conv.out_channels, conv.weight)
+            self._handles.append(conv.register_forward_hook(self._after_hook(adaptor)))
         for path in sites.pre:
             conv = model.get_submodule(path)
-            self.pre[path.replace(".", "/")] = self._identity(conv.in_channels, conv.weight)
-            self._handles.append(conv.register_forward_pre_hook(self._pre_hook(self.pre[path.replace(".", "/")])))
+            adaptor = self.pre[path.replace(".", "/")] = self._identity(conv.in_channels, conv.weight)
+            self._handles.append(conv.register_forward_pre_hook(self._pre_hook(adaptor)))
 
     @staticmethod
     def _identity(c: int, like: torch.Tensor) -> nn.Conv2d:
@@ -231,7 +237,8 @@ class Adaptors(nn.Module):
         self._handles.clear()
 
     def names(self) -> dict[str, list[str]]:
-        return {"after": [k.replace("/", ".") for k in self.after], "pre": [k.replace("/", ".") for k in self.pre]}
+        return {"after": [k.replace("/", ".") for k in self.after],
+                "pre": [k.replace("/", ".") for k in self.pre]}
 
 
 # ------------------------------------------------------------------------------------------ recoverability
@@ -247,13 +254,14 @@ class _Cache:
     @torch.no_grad()
     def stage_input(self, start: str) -> torch.Tensor:
         if start not in self._inputs:
-            self._inputs[start] = torch.cat([run_until(self.teacher, start, self.x[i:i + 500], inputs=True)["in"]
-                                             for i in range(0, len(self.x), 500)])
+            self._inputs[start] = torch.cat([
+                run_until(self.teacher, start, self.x[i:i + 500], inputs=True)["in"]
+                for i in range(0, len(self.x), 500)])
         return self._inputs[start]
 
 
 def _split_loss(data: StageData, per: torch.Tensor, n_few: int, y: torch.Tensor) -> torch.Tensor:
-    """``combine`` over a per-sample vector whose first ``n_few`` entries are few-sample ones (labels ``y``)."""
+    """``combine`` of a per-sample vector whose first ``n_few`` entries are few-sample ones (labels ``y``)."""
     aux = per[n_few:] if data.has_aux else None
     return data.combine(per[:n_few], aux, y[:n_few], y[n_few:] if data.has_aux else None)
 
@@ -273,7 +281,8 @@ def train_adaptors(teacher: nn.Module, model: nn.Module, adaptors: Adaptors, sta
     iters = int(hp["adaptor_iters"])
     opt = torch.optim.SGD(adaptors.parameters(), lr=hp["adaptor_lr"], momentum=hp["adaptor_momentum"],
                           weight_decay=hp["adaptor_weight_decay"])
-    sched = torch.optim.lr_scheduler.StepLR(opt, max(1, int(hp["adaptor_lr_step"] * iters)), hp["adaptor_lr_gamma"])
+    step = max(1, int(hp["adaptor_lr_step"] * iters))
+    sched = torch.optim.lr_scheduler.StepLR(opt, step, hp["adaptor_lr_gamma"])
     model.eval()
     tail = tail_fn(model, start)
     h_all = None if hp["adaptor_augment"] else cache.stage_input(start)
@@ -342,7 +351,8 @@ def select_units(teacher: nn.Module, data: StageData, hp: dict[str, Any], genera
     teacher.eval()
     cache = _Cache(teacher, data)
     teacher_macs = macs_of(teacher, cache.x[:1])
-    scored = [score_candidate(teacher, u, cache, data, hp, generator, teacher_macs) for u in candidates(teacher)]
+    scored = [score_candidate(teacher, u, cache, data, hp, generator, teacher_macs)
+              for u in candidates(teacher)]
     order = sorted(scored, key=lambda r: r["score"])
     k = int(hp["rm_blocks"]) or choose_k([r["cost_reduction"] for r in order], float(hp["target_reduction"]))
     k = min(k, len(order))

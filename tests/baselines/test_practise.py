@@ -30,7 +30,8 @@ def _data(n=48, n_aux=0, seed=1, lam=0.5):
     x = torch.randn(n, 1, 8, 8, generator=g)
     y = torch.arange(n) % 10
     if n_aux:
-        return StageData(x, y, 10, torch.randn(n_aux, 1, 8, 8, generator=g) + 1.0, torch.arange(n_aux) % 10, lam=lam)
+        xa = torch.randn(n_aux, 1, 8, 8, generator=g) + 1.0
+        return StageData(x, y, 10, xa, torch.arange(n_aux) % 10, lam=lam)
     return StageData(x, y, 10)
 
 
@@ -46,7 +47,7 @@ def _method(**over):
 def test_drops_the_block_that_costs_nothing(free):
     teacher = _teacher()
     blk = teacher.get_submodule(free)
-    with torch.no_grad():  # residual branch outputs exactly zero: the block is relu(x) = x on a post-ReLU stream
+    with torch.no_grad():  # residual branch outputs exactly 0: the block is relu(x) = x on a post-ReLU stream
         blk.bn2.weight.zero_()
         blk.bn2.bias.zero_()
     student = _method().build_student(teacher, _data())
@@ -110,7 +111,8 @@ def test_vgg_adaptation_drops_only_equal_shape_layers():
     (unit,) = student.dropped_blocks
     assert unit in candidates(demo) and unit not in student.model.conv_names()
     assert student.model.forward_features(_data().few_x).shape == demo.forward_features(_data().few_x).shape
-    assert adaptor_sites(demo, names[3]).after == [names[2]] and adaptor_sites(demo, names[3]).pre == [names[4]]
+    sites = adaptor_sites(demo, names[3])
+    assert sites.after == [names[2]] and sites.pre == [names[4]]
     assert adaptor_sites(demo, names[5]).pre == []
 
 
@@ -144,7 +146,8 @@ def test_recoverability_is_class_aware():
     w = torch.zeros(10)
     w[3] = 1.0
     data.class_weights = w  # all importance on class 3
-    assert recoverability(tail, h, cache.feats, data) == pytest.approx(float(per[data.few_y == 3].mean()), rel=1e-5)
+    only3 = float(per[data.few_y == 3].mean())
+    assert recoverability(tail, h, cache.feats, data) == pytest.approx(only3, rel=1e-5)
 
 
 def test_compress_recovers_and_reports_selection():
@@ -156,15 +159,16 @@ def test_compress_recovers_and_reports_selection():
     head = {n: p.detach().clone() for n, p in student.model.named_parameters() if n.startswith("linear.")}
     student, stats = m.compress(teacher, student, data)
     assert stats["selection"]["dropped"] == student.dropped_blocks
-    assert stats["recovery"]["iters"] == 30 and stats["recovery"]["loss_last"] < stats["recovery"]["loss_first"]
+    rec = stats["recovery"]
+    assert rec["iters"] == 30 and rec["loss_last"] < rec["loss_first"]
     assert all(torch.equal(p, head[n]) for n, p in student.model.named_parameters() if n in head)
     assert all(torch.equal(v, teacher_state[k]) for k, v in teacher.state_dict().items())
 
 
 def test_torchvision_resnet_official_adaptor_positions():
     r34 = build_model("resnet34", 10, 3).eval()
-    assert candidates(r34) == ["layer1.1", "layer1.2", "layer2.1", "layer2.2", "layer2.3", "layer3.1", "layer3.2",
-                               "layer3.3", "layer3.4", "layer3.5", "layer4.1", "layer4.2"]
+    assert candidates(r34) == ["layer1.1", "layer1.2", "layer2.1", "layer2.2", "layer2.3", "layer3.1",
+                               "layer3.2", "layer3.3", "layer3.4", "layer3.5", "layer4.1", "layer4.2"]
     s = adaptor_sites(r34, "layer2.2")
     assert s.after == ["layer2.0.downsample.0", "layer2.0.conv2", "layer2.1.conv2"]
     assert s.pre == ["layer2.3.conv1", "layer3.0.conv1", "layer3.0.downsample.0"]
