@@ -22,7 +22,7 @@ import torch
 from . import data as _data  # noqa: F401  (registers datasets)
 from .core import finetune as ft
 from .core.augment import random_crop_flip
-from .core.evaluate import evaluate
+from .core.evaluate import evaluate, resolve_precision
 from .core.losses import weighted_ce
 from .core.method import METHODS
 from .core.params import check_all_used, resolve
@@ -105,6 +105,7 @@ def resolve_config(cell: dict) -> dict:
         "data": _data_identity(cell["dataset"], data_root), "data_root": data_root,
         "teacher": _teacher_spec(cell, spec, data_root),
         "ood": ood_info, "device": cell.get("device", "auto"),
+        "eval_precision": cell.get("eval_precision", "auto"),
     }
 
 
@@ -196,13 +197,13 @@ def _trained_teacher(resolved: dict, spec, device: torch.device, log=None) -> Te
                              device)
 
 
-def teacher_accuracy(resolved: dict, teacher: Teacher, device: torch.device) -> dict:
-    key = (str(teacher.identity), resolved["data"]["test"]["fingerprint"], str(device))
+def teacher_accuracy(resolved: dict, teacher: Teacher, device: torch.device, precision: str = "fp32") -> dict:
+    key = (str(teacher.identity), resolved["data"]["test"]["fingerprint"], str(device), precision)
     if key not in _TEACHER_EVAL:
         test = load_split(resolved["dataset"], resolved["data_root"], "test")
         spec = DATASETS.get(resolved["dataset"])
         _TEACHER_EVAL[key] = evaluate(teacher.model, test.images, test.labels, spec.num_classes, 1000,
-                                      Normalizer(teacher.normalization, device))
+                                      Normalizer(teacher.normalization, device), precision)
     return _TEACHER_EVAL[key]
 
 
@@ -253,7 +254,8 @@ def run_config(resolved: dict, log=None) -> dict:
     student = method.build_student(teacher_model, compress_data)
     timings["prune_s"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    pruned_eval = evaluate(student.model, test.images, test.labels, spec.num_classes, 1000, norm)
+    precision = resolve_precision(resolved.get("eval_precision", "fp32"), device)
+    pruned_eval = evaluate(student.model, test.images, test.labels, spec.num_classes, 1000, norm, precision)
     timings["eval_pruned_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -264,7 +266,8 @@ def run_config(resolved: dict, log=None) -> dict:
     timings["finetune_s"] = 0.0
     if variant.finetune is not None:
         t0 = time.perf_counter()
-        compressed_eval = evaluate(student.model, test.images, test.labels, spec.num_classes, 1000, norm)
+        compressed_eval = evaluate(student.model, test.images, test.labels, spec.num_classes, 1000, norm,
+                                   precision)
         timings["eval_compressed_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         finetune_stats = _finetune(student.model, resolved, variant, few_x, few_y, aux, spec.num_classes,
@@ -272,9 +275,9 @@ def run_config(resolved: dict, log=None) -> dict:
         timings["finetune_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    final = evaluate(student.model, test.images, test.labels, spec.num_classes, 1000, norm)
+    final = evaluate(student.model, test.images, test.labels, spec.num_classes, 1000, norm, precision)
     timings["eval_s"] = time.perf_counter() - t0
-    teacher_eval = teacher_accuracy(resolved, teacher, device)
+    teacher_eval = teacher_accuracy(resolved, teacher, device, precision)
     params, macs = count_params_macs(student.model, example)
     t_params, t_macs = count_params_macs(teacher_model, example)
     timings["total_s"] = time.perf_counter() - t_start
@@ -285,7 +288,8 @@ def run_config(resolved: dict, log=None) -> dict:
         "metrics": {"top1": final["top1"], "top1_pruned": pruned_eval["top1"],
                     "top1_compressed": (compressed_eval or final)["top1"], "teacher_top1": teacher_eval["top1"],
                     "per_class": final["per_class"], "head": final["head"], "medium": final["medium"],
-                    "tail": final["tail"], "teacher_per_class": teacher_eval["per_class"]},
+                    "tail": final["tail"], "teacher_per_class": teacher_eval["per_class"],
+                    "eval_precision": precision},
         "model": {"params": params, "macs": macs, "teacher_params": t_params, "teacher_macs": t_macs,
                   "params_reduction": 1 - params / t_params, "macs_reduction": 1 - macs / t_macs,
                   "scheme": _jsonable(student.scheme), "dropped_blocks": list(student.dropped_blocks),
