@@ -27,13 +27,14 @@ import hashlib
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 from filelock import FileLock
+
+from oefsmc.atomic import atomic_write  # noqa: F401  (re-exported: the cache writes records with it)
 
 #: Bump when the record layout or the meaning of a resolved config changes: old records are then
 #: reported as schema-mismatched and recomputed.
@@ -187,27 +188,3 @@ class ResultCache:
         return sorted(p.stem for p in self.dir.glob("*.json")) if self.dir.is_dir() else []
 
 
-def atomic_write(path: Path, text: str) -> Path:
-    """Temp file in the same directory + fsync + ``os.replace`` + directory fsync."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    try:
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:  # some filesystems do not support fsync on directories
-        pass
-    return path

@@ -35,13 +35,13 @@ runs shows "—"; a cell listed in the ``na`` mapping (and without runs) shows
 from __future__ import annotations
 
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Mapping, Optional, Sequence
 
 import pandas as pd
 from tabulate import tabulate
+
+from oefsmc.atomic import atomic_write
 
 from .figure3 import render_figure3, render_figure3_panels  # noqa: F401  (re-export)
 
@@ -421,20 +421,8 @@ def cells_csv(cells: pd.DataFrame) -> str:
 
 # --------------------------------------------------------------------------- I/O
 def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same dir + ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Atomic write (see :mod:`oefsmc.atomic`); ``newline=""`` keeps the CSV writer's line endings."""
+    atomic_write(path, text, newline="")
 
 
 def write_table(cells: pd.DataFrame, out_dir, name: str, caption: Optional[str] = None) -> dict[str, Path]:

@@ -6,13 +6,33 @@ from pathlib import Path
 
 import pytest
 import torch
+import torch.nn as nn
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("OEFSMC_SHARED_DATA", REPO.parent / "shared" / "data"))
 
 
-def pytest_configure(config):
-    torch.set_num_threads(min(2, torch.get_num_threads()))
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny nets run on one thread: two OpenMP threads on a busy 2-core machine slow small ops ~100x."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def randomize_bn(model: nn.Module, seed: int) -> nn.Module:
+    """Give every BatchNorm random affine parameters and running statistics (a non-trivial teacher)."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                c = m.num_features
+                m.weight.copy_(0.5 + torch.rand(c, generator=g))
+                m.bias.copy_(0.1 * torch.randn(c, generator=g))
+                m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
+                m.running_var.copy_(0.5 + torch.rand(c, generator=g))
+    return model.eval()
 
 
 @pytest.fixture(scope="session")

@@ -68,11 +68,12 @@ def _load_cifar(dataset: str, root: Optional[str], split: str, download: bool) -
         npz = Path(root) / dataset / f"{split}.npz"
         if npz.is_file():
             return _from_arrays(npz)
-    if not root and not download:
-        raise _no_data(dataset, root)
     import torchvision
     cls = torchvision.datasets.CIFAR10 if dataset == "cifar10" else torchvision.datasets.CIFAR100
-    tv_root = root or str(cache_dir() / "data")
+    tv_root = root or str(cache_dir() / "data")  # without --data-root: where --download put it before
+    folder = Path(tv_root) / ("cifar-10-batches-py" if dataset == "cifar10" else "cifar-100-python")
+    if not download and not folder.is_dir():
+        raise _no_data(dataset, root)
     try:
         ds = cls(tv_root, train=(split == "train"), download=download)
     except RuntimeError:  # "Dataset not found or corrupted"

@@ -12,34 +12,17 @@ from oefsmc.core.stage_data import StageData
 from oefsmc.core.student import Student
 from oefsmc.core.taps import run_until
 from oefsmc.models import build_model
+from conftest import randomize_bn
 
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny nets: one thread (two OpenMP threads on a busy 2-core machine slow small ops down ~100x)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
-def _randomize(model: nn.Module, seed: int) -> nn.Module:
-    g = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.weight.copy_(0.5 + torch.rand(c, generator=g))
-                m.bias.copy_(0.1 * torch.randn(c, generator=g))
-                m.running_mean.copy_(0.1 * torch.randn(c, generator=g))
-                m.running_var.copy_(0.5 + torch.rand(c, generator=g))
-    return model.eval()
 
 
 def _net(arch: str, seed: int = 0, in_ch: int = 1) -> nn.Module:
     torch.manual_seed(seed)
-    return _randomize(build_model(arch, 10, in_ch), seed)
+    return randomize_bn(build_model(arch, 10, in_ch), seed)
 
 
 def _data(n: int = 24, n_aux: int = 0, lam: float = 1.0, seed: int = 0, hw: int = 8, ch: int = 1) -> StageData:
@@ -78,7 +61,7 @@ def test_conv_stream_equals_forward(arch, shape):
 def test_merge_is_exact():
     torch.manual_seed(0)
     conv = nn.Conv2d(5, 7, 3, padding=1, bias=False)
-    bn = _randomize(nn.Sequential(nn.BatchNorm2d(7)), 3)
+    bn = randomize_bn(nn.Sequential(nn.BatchNorm2d(7)), 3)
     q = torch.randn(7, 7)
     qconv = nn.Conv2d(7, 7, 1, bias=False)
     with torch.no_grad():

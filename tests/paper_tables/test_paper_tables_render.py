@@ -226,7 +226,8 @@ def test_write_is_atomic(tmp_path, t2_runs, monkeypatch):
     def boom(src, dst):
         raise OSError("simulated crash")
 
-    monkeypatch.setattr(render.os, "replace", boom)
+    import oefsmc.atomic
+    monkeypatch.setattr(oefsmc.atomic.os, "replace", boom)
     with pytest.raises(OSError):
         write_table(cells, tmp_path, "table2", "cap")
     assert target.read_text(encoding="utf-8") == "old"

@@ -15,12 +15,6 @@ BASE = {"dataset": "digits", "arch": "demo_vgg", "num": 50, "balanced": False, "
         "seed": 0, "schedule": "demo", "device": "cpu"}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def cell(**kw):
