@@ -15,6 +15,7 @@ different distribution, like 300K Random Images for CIFAR.
 from __future__ import annotations
 
 import functools
+import os
 from typing import Optional
 
 import numpy as np
@@ -29,12 +30,27 @@ DEMO_PHOTOS = ("camera", "astronaut", "coffee", "chelsea", "rocket", "coins", "m
                "gravel", "clock", "immunohistochemistry", "hubble_deep_field", "page", "text", "cat")
 
 
-@functools.lru_cache(maxsize=1)
-def _digits_split() -> dict[str, ImageSet]:
+def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
+    """The 1,797 digits as uint8 8x8x1 images and labels; cached as .npz (importing scikit-learn takes ~2 s)."""
+    from .sources import cache_dir
+    cached = cache_dir() / "demo" / "digits-v1.npz"
+    if cached.is_file():
+        with np.load(cached) as z:
+            return z["images"], z["labels"]
     from sklearn.datasets import load_digits
     d = load_digits()
     images = np.rint(d.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)[..., None]
     labels = d.target.astype(np.int64)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.npz")
+    np.savez(tmp, images=images, labels=labels)
+    os.replace(tmp, cached)
+    return images, labels
+
+
+@functools.lru_cache(maxsize=1)
+def _digits_split() -> dict[str, ImageSet]:
+    images, labels = _digits_arrays()
     rng = np.random.RandomState(0)
     test_idx, train_idx = [], []
     for c in range(10):

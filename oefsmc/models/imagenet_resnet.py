@@ -7,42 +7,54 @@ needs the network: offline, :func:`load_torchvision_weights` raises a one-line e
 """
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
-import torchvision
 
 from ..errors import UserError
 from .registry import ARCHS, ArchSpec
 
 
-class TVResNet(torchvision.models.ResNet):
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        return self.layer4(self.layer3(self.layer2(self.layer1(x))))
+@functools.lru_cache(maxsize=1)
+def _tv_resnet_class() -> type:
+    """torchvision's ResNet with the suite's feature/head interface (torchvision imported lazily: ~2 s)."""
+    import torchvision
 
-    def forward_head(self, fmap: torch.Tensor) -> torch.Tensor:
-        return self.fc(F.adaptive_avg_pool2d(fmap, 1).flatten(1))
+    class TVResNet(torchvision.models.ResNet):
+        def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            return self.layer4(self.layer3(self.layer2(self.layer1(x))))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x))
+        def forward_head(self, fmap: torch.Tensor) -> torch.Tensor:
+            return self.fc(F.adaptive_avg_pool2d(fmap, 1).flatten(1))
 
-    def head_names(self) -> list[str]:
-        return ["fc."]
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.forward_head(self.forward_features(x))
 
-    def stages(self) -> list[nn.Sequential]:
-        return [self.layer1, self.layer2, self.layer3, self.layer4]
+        def head_names(self) -> list[str]:
+            return ["fc."]
+
+        def stages(self) -> list[nn.Sequential]:
+            return [self.layer1, self.layer2, self.layer3, self.layer4]
+
+    TVResNet.__module__ = __name__
+    TVResNet.__qualname__ = "TVResNet"
+    return TVResNet
 
 
-def resnet34(num_classes: int = 1000, in_channels: int = 3) -> TVResNet:
-    model = TVResNet(torchvision.models.resnet.BasicBlock, [3, 4, 6, 3], num_classes=num_classes)
+def resnet34(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
+    import torchvision
+    model = _tv_resnet_class()(torchvision.models.resnet.BasicBlock, [3, 4, 6, 3], num_classes=num_classes)
     if in_channels != 3:
         model.conv1 = nn.Conv2d(in_channels, 64, 7, 2, 3, bias=False)
     return model
 
 
-def load_torchvision_weights(model: TVResNet) -> str:
+def load_torchvision_weights(model: nn.Module) -> str:
     """Load torchvision's IMAGENET1K_V1 ResNet-34 weights into ``model``; returns the weights' name."""
+    import torchvision
     weights = torchvision.models.ResNet34_Weights.IMAGENET1K_V1
     try:
         state = weights.get_state_dict(progress=False)
