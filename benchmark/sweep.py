@@ -560,6 +560,8 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--out-dir", default=str(Path("paper_tables") / "out"), metavar="DIR",
                         help="tables and figures go to DIR/<profile>/ (default: paper_tables/out)")
     parser.add_argument("--no-render", action="store_true", help="do not render tables / figures")
+    parser.add_argument("--render-only", action="store_true",
+                        help="compute nothing: render the tables / figures from the records already cached")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     return parser
@@ -642,16 +644,28 @@ def _run_and_render(plan: Plan, cache: ResultCache, n_jobs: int, args: argparse.
     if len(failures) > 10:
         _log(f"... and {len(failures) - 10} more failed cells (see their records)")
     if not args.no_render:
-        from .render_outputs import render_all
-        outputs = render_all(plan, cache, Path(args.out_dir) / plan.profile.name)
-        summary["outputs"] = {k: [str(p) for p in v] for k, v in outputs.items()}
-        for name, paths in summary["outputs"].items():
-            _log(f"wrote {name}: {', '.join(paths)}")
+        _render(plan, cache, args, summary)
     print(f"{plan.profile.name}: {len(plan.jobs)} unique cells: {counts['done']} computed, "
           f"{counts['cached']} cached, {summary['failed']} failed, {summary['skipped']} skipped, "
           f"{summary['not_applicable']} not applicable ({result.wall_s:.1f} s)")
     bad_skip = summary["skipped"] and (not plan.profile.skip_missing or not plan.jobs)
     return 1 if summary["failed"] or bad_skip else 0
+
+
+def _render(plan: Plan, cache: ResultCache, args: argparse.Namespace, summary: dict) -> None:
+    from .render_outputs import render_all
+    outputs = render_all(plan, cache, Path(args.out_dir) / plan.profile.name)
+    summary["outputs"] = {k: [str(p) for p in v] for k, v in outputs.items()}
+    for name, paths in summary["outputs"].items():
+        _log(f"wrote {name}: {', '.join(paths)}")
+
+
+def _render_only(plan: Plan, cache: ResultCache, args: argparse.Namespace, summary: dict) -> int:
+    """Render from the cached records; cells without a record show as missing (for long, partial sweeps)."""
+    present = sum(1 for key in plan.jobs if cache.check(key).state == "ok")
+    _render(plan, cache, args, summary)
+    print(f"{plan.profile.name}: {len(plan.jobs)} unique cells, {present} with a record; rendered without computing")
+    return 0
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
@@ -666,6 +680,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     summary = _plan_summary(plan, cache, bool(args.dry_run))
     if args.dry_run:
         code = _dry_run(plan, cache, args.force, summary)
+    elif getattr(args, "render_only", False):
+        code = _render_only(plan, cache, args, summary)
     else:
         code = _run_and_render(plan, cache, n_jobs, args, summary)
     summary["wall_s"] = round(time.time() - t0, 3)

@@ -112,6 +112,16 @@ def test_dry_run_computes_nothing(fake_env, capsys):
     assert not (fake_env / "out" / "demo" / "table2.md").exists()     # a dry run renders nothing either
 
 
+def test_render_only_computes_nothing_and_renders(fake_env, capsys):
+    assert _cli(fake_env, "--table", "1", "--seeds", "1", "--no-render") == 0       # 32 records
+    capsys.readouterr()
+    assert _cli(fake_env, "--table", "1", "--table", "2", "--render-only") == 0
+    assert len(os.listdir(fake_env / "markers")) == 32                # nothing new computed
+    table2 = (fake_env / "out" / "demo" / "table2.md").read_text()
+    assert "—" in table2                                              # cells without a record say so
+    assert "(n=1)" in (fake_env / "out" / "demo" / "table1.md").read_text()
+
+
 def test_rerun_computes_nothing(fake_env, capsys):
     assert _cli(fake_env, "--table", "1", "--seeds", "1", "--no-render") == 0
     first = _last_json(capsys)
