@@ -672,7 +672,8 @@ def run_sweep_command(args: argparse.Namespace) -> int:
     """``python -m benchmark sweep``: plan, then dry-run or execute + render, then summarise.
 
     Exit code 0 when no cell failed and, outside the ``paper`` profile (where a column without data or
-    teacher is expected to be skipped, as long as something runs), no cell was skipped; 1 otherwise.  Human-readable lines go to
+    teacher is expected to be skipped, as long as something runs), no cell was skipped; 1 otherwise.
+    Human-readable lines go to
     stdout, progress and diagnostics to stderr; with ``--json`` the last stdout line is the summary.
     """
     t0 = time.time()

@@ -181,14 +181,15 @@ def _trained_teacher(resolved: dict, spec, device: torch.device, log=None) -> Te
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):  # two workers never train the same teacher twice
         if not path.is_file():
-            if resolved["dataset"] != "digits" and resolved["schedule"] != "official":
-                pass  # training a CIFAR teacher on CPU is slow but allowed; progress is logged
+            if log:
+                log(f"training the {resolved['arch']} teacher on {resolved['dataset']} ({t['recipe']}); cached at {path}")
             train = load_split(resolved["dataset"], resolved["data_root"], "train")
             model = build_model(resolved["arch"], spec.num_classes, spec.channels)
             recipe = RECIPES.get(t["recipe"])
             stats = train_teacher(model, train.images, train.labels, recipe, t["seed"], device, log)
             test = load_split(resolved["dataset"], resolved["data_root"], "test")
-            acc = evaluate(model, test.images, test.labels, spec.num_classes, 1000, Normalizer(recipe.normalization, device))
+            acc = evaluate(model, test.images, test.labels, spec.num_classes, 1000,
+                           Normalizer(recipe.normalization, device))
             save_teacher(model, path, {"arch": resolved["arch"], "dataset": resolved["dataset"], "recipe": recipe.name,
                                        "recipe_source": recipe.source, "seed": t["seed"],
                                        "normalization": recipe.normalization, "train": stats, "top1": acc["top1"],

@@ -63,7 +63,8 @@ class FewShotSet:
 
 
 def fewshot_key(dataset: str, num: int, balanced: bool, ratio: float, seed: int) -> str:
-    return f"fewshot|{dataset}|{num}|{'balanced' if balanced else 'imbalanced'}|{float(ratio) if not balanced else 1.0}|{seed}"
+    setting = "balanced" if balanced else "imbalanced"
+    return f"fewshot|{dataset}|{num}|{setting}|{1.0 if balanced else float(ratio)}|{seed}"
 
 
 def sample_fewshot(labels: np.ndarray, num_classes: int, dataset: str, num: int, balanced: bool,

@@ -200,7 +200,8 @@ def train_teacher(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         if progress and (epoch + 1) % max(1, recipe.epochs // 10) == 0:
             progress(f"teacher epoch {epoch + 1}/{recipe.epochs} loss {float(loss):.3f}")
     model.eval()
-    return {"epochs": recipe.epochs, "steps": total, "final_loss": float(loss.detach()), "seconds": time.perf_counter() - t0}
+    return {"epochs": recipe.epochs, "steps": total, "final_loss": float(loss.detach()),
+            "seconds": time.perf_counter() - t0}
 
 
 def save_teacher(model: nn.Module, path: Path, meta: dict) -> None:

@@ -58,7 +58,8 @@ def test_fewshot_balanced_gives_uniform_gamma():
     (["fewshot", "--dataset", "cifar10", "--num", "10"], "--data-root"),
     (["fewshot", "--dataset", "cifar10", "--num", "10", "--data-root", "/nonexistent/dir"], "--data-root"),
     (["run", "--dataset", "digits", "--arch", "nope", "--num", "10", "--method", "fskd"], "unknown architecture"),
-    (["run", "--dataset", "digits", "--arch", "demo_vgg", "--num", "10", "--method", "fskd", "--set", "x"], "NAME=VALUE"),
+    (["run", "--dataset", "digits", "--arch", "demo_vgg", "--num", "10", "--method", "fskd", "--set", "x"],
+     "NAME=VALUE"),
 ])
 def test_bad_input_one_line_error(args, needle):
     proc = cli(*args, check=False)
