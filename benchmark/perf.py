@@ -63,7 +63,7 @@ def eval_throughput(arch: str, model: torch.nn.Module, images: torch.Tensor, lab
             return torch.cat([model(norm(images[i:i + batch])).argmax(1) for i in range(0, len(images), batch)])
 
     def suite():
-        return predict(model, images, batch, norm)
+        return predict(model, images, batch, norm, precision="auto")
 
     for name, fn in (("eager fp32 (baseline)", plain), ("channels_last", channels_last), ("bf16 autocast", bf16),
                      ("suite evaluate()", suite)):
