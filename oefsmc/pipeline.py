@@ -209,8 +209,11 @@ def teacher_accuracy(resolved: dict, teacher: Teacher, device: torch.device, pre
 
 
 # ------------------------------------------------------------------------------------------------- run
-def run_config(resolved: dict, log=None) -> dict:
-    """Run one resolved cell and return its record (see README "Records")."""
+def run_config(resolved: dict, log=None, finetune_probe=None) -> dict:
+    """Run one resolved cell and return its record (see README "Records").
+
+    ``finetune_probe`` is passed to :func:`oefsmc.core.finetune.finetune` (observation only; used by
+    ``python -m benchmark finetune-study``, never by the sweep)."""
     _import_methods()
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
@@ -272,7 +275,7 @@ def run_config(resolved: dict, log=None) -> dict:
         timings["eval_compressed_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         finetune_stats = _finetune(student.model, resolved, variant, few_x, few_y, aux, spec.num_classes,
-                                   train_gen, device)
+                                   train_gen, device, finetune_probe)
         timings["finetune_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -324,7 +327,7 @@ def _auxiliary(resolved: dict, train, few, norm: Normalizer, device) -> tuple[di
             "gamma": torch.tensor(gamma, dtype=torch.float32, device=device)}, record
 
 
-def _finetune(model, resolved, variant, few_x, few_y, aux, num_classes, gen, device) -> dict:
+def _finetune(model, resolved, variant, few_x, few_y, aux, num_classes, gen, device, probe=None) -> dict:
     """The shared fine-tuning stage: CE, or CE + eta * weighted OOD CE (Eqs. 8-9)."""
     hp = resolved["hp"]["finetune"]
     use_ood = variant.finetune == "ce+ood"
@@ -346,7 +349,7 @@ def _finetune(model, resolved, variant, few_x, few_y, aux, num_classes, gen, dev
             return torch.as_tensor(draw_labels(aux["gamma_dist"], u.numpy()), device=device)
     pad = 4 if few_x.shape[-1] >= 32 else 1
     augment = (lambda x: random_crop_flip(x, gen, pad)) if hp["augment"] else None
-    return ft.finetune(model, data, loss_fn, hp, gen, aux_labels_fn, augment)
+    return ft.finetune(model, data, loss_fn, hp, gen, aux_labels_fn, augment, probe)
 
 
 def _sha(arr) -> str:

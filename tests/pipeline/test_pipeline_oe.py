@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+import baselines  # noqa: F401  (registers the methods this module spies on)
 from oefsmc import pipeline
 from oefsmc.core import finetune as ft
 from oefsmc.core.method import METHODS
@@ -81,9 +82,9 @@ def _capture_stage_data(monkeypatch):
     monkeypatch.setattr(cls, "compress", spy_compress)
     original_ft = ft.finetune
 
-    def spy_ft(model, data, loss_fn, hp, generator, aux_labels_fn=None, augment_fn=None):
+    def spy_ft(model, data, loss_fn, hp, generator, aux_labels_fn=None, augment_fn=None, probe=None):
         seen["finetune"] = (data, loss_fn, aux_labels_fn)
-        return original_ft(model, data, loss_fn, hp, generator, aux_labels_fn, augment_fn)
+        return original_ft(model, data, loss_fn, hp, generator, aux_labels_fn, augment_fn, probe)
     monkeypatch.setattr(pipeline.ft, "finetune", spy_ft)
     return seen
 
