@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from oefsmc.core.finetune import FINETUNE_PARAMS, MONITORS, improves
+from oefsmc.core.finetune import FINETUNE_PARAMS, MONITORS, EarlyStopping
 
 from .cli import command, emit_json
 from .commands import _cell_args, _log, cell_from_args
@@ -72,26 +72,25 @@ def study_variant(cell: dict, val_per_class: int) -> dict:
     hp = resolved["hp"]["finetune"]
     patience = FINETUNE_PARAMS["patience"].value_for(resolved["schedule"])  # the rule cells use, not the study's
     stops = {name: simulate_early_stopping(curve, name, patience, hp["eval_every"]) for name in MONITORS}
-    return {"variant": cell["oe"], "finetune_hp": hp, "simulated_patience": patience, "curve": curve, "early_stopping": stops,
+    return {"variant": cell["oe"], "finetune_hp": hp, "simulated_patience": patience, "curve": curve,
+            "early_stopping": stops,
             "val_at_start": curve[0]["val_top1"], "val_at_end": curve[-1]["val_top1"],
             "val_best": max(curve, key=lambda r: r["val_top1"]), "test_top1": record["metrics"]["top1"],
             "test_top1_compressed": record["metrics"]["top1_compressed"]}
 
 
 def simulate_early_stopping(curve: list[dict], monitor: str, patience: int, every: int) -> dict:
-    """Where :func:`oefsmc.core.finetune.finetune`'s rule would stop and which point it would restore,
-    had ``monitor`` been the monitor (same rule: ``patience`` iterations without improvement)."""
-    best, since = curve[0], 0
+    """Where :func:`oefsmc.core.finetune.finetune`'s rule (:class:`EarlyStopping`) would stop and which
+    point it would restore, had ``monitor`` been the monitor."""
+    stopping = EarlyStopping(curve[0]["monitors"][monitor], patience, every)
     stop = curve[0]
     for point in curve[1:]:
         stop = point
-        if improves(point["monitors"][monitor], best["monitors"][monitor]):
-            best, since = point, 0
-        else:
-            since += every
-        if since >= patience:
+        stopping.update(point["monitors"][monitor], point["iter"])
+        if stopping.should_stop:
             break
-    return {"stopped_at": stop["iter"], "restored_iter": best["iter"], "val_top1": best["val_top1"]}
+    restored = next(p for p in curve if p["iter"] == stopping.best_iter)
+    return {"stopped_at": stop["iter"], "restored_iter": restored["iter"], "val_top1": restored["val_top1"]}
 
 
 def _add(p: argparse.ArgumentParser) -> None:
@@ -117,8 +116,8 @@ def _run(args) -> int:
           + "  ".join(f"{m + ' (kept)':>18}" for m in MONITORS))
     for r in results:
         best = r["val_best"]
-        stops = "  ".join(f"{r['early_stopping'][m]['val_top1']:11.2f} ({r['early_stopping'][m]['restored_iter']:>4})"
-                          for m in MONITORS)
+        kept = [r["early_stopping"][m] for m in MONITORS]
+        stops = "  ".join(f"{k['val_top1']:11.2f} ({k['restored_iter']:>4})" for k in kept)
         print(f"{r['variant']:<8} {r['val_at_start']:7.2f} {r['val_at_end']:8.2f} {best['val_top1']:9.2f} "
               f"({best['iter']:>4})  {stops}")
     from oefsmc.envinfo import environment

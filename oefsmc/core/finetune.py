@@ -87,6 +87,28 @@ def improves(value: tuple[float, float], best: tuple[float, float], tol: float =
     return value[0] < best[0] - tol or (abs(value[0] - best[0]) <= tol and value[1] < best[1] - tol)
 
 
+class EarlyStopping:
+    """The stopping rule: stop once ``patience`` iterations pass without the monitor improving (checked
+    every ``every`` iterations); remembers the best value and its iteration.  Shared by :func:`finetune`
+    and the fine-tuning study's simulation, so both follow one rule."""
+
+    def __init__(self, first: tuple[float, float], patience: int, every: int):
+        self.best, self.best_iter, self.since_best = first, 0, 0
+        self.patience, self.every = patience, every
+
+    def update(self, value: tuple[float, float], iteration: int) -> bool:
+        """Record the monitor at ``iteration``; True if it is the new best."""
+        if improves(value, self.best):
+            self.best, self.best_iter, self.since_best = value, iteration, 0
+            return True
+        self.since_best += self.every
+        return False
+
+    @property
+    def should_stop(self) -> bool:
+        return self.since_best >= self.patience
+
+
 def finetune(model: nn.Module, data: StageData, loss_fn: LossFn, hp: dict, generator: torch.Generator,
              aux_labels_fn: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
              augment_fn: Optional[Callable] = None,
@@ -96,7 +118,8 @@ def finetune(model: nn.Module, data: StageData, loss_fn: LossFn, hp: dict, gener
     ``aux_labels_fn(aux_idx)`` gives the auxiliary labels of a batch: the fixed assigned labels by
     default, or freshly drawn ones (Open-Sampling's per-batch mode).  ``probe(model, iteration, values)``,
     if given, is called (model in eval mode) at every monitor evaluation, iteration 0 included, with the
-    (value, tie-break) of every registered monitor; it observes and must not change the model (the fine-tuning study uses it; cells never do).
+    (value, tie-break) of every registered monitor; it observes and must not change the model (the
+    fine-tuning study uses it; cells never do).
     """
     t0 = time.perf_counter()
     opt = OPTIMIZERS[hp["optimizer"]](model.parameters(), hp)
@@ -114,9 +137,9 @@ def finetune(model: nn.Module, data: StageData, loss_fn: LossFn, hp: dict, gener
         model.train()
         return values[hp["monitor"]]
 
-    best = monitor_value(0)
+    stopping = EarlyStopping(monitor_value(0), hp["patience"], hp["eval_every"])
     best_state = _snapshot(model)
-    best_iter, since_best, it = 0, 0, 0
+    it = 0
     history = []
     model.train()
     for it in range(1, hp["max_iters"] + 1):
@@ -135,13 +158,10 @@ def finetune(model: nn.Module, data: StageData, loss_fn: LossFn, hp: dict, gener
         if it % hp["eval_every"] == 0 or it == hp["max_iters"]:
             value = monitor_value(it)
             history.append({"iter": it, "monitor": value[0], **{k: float(v) for k, v in parts.items()}})
-            if improves(value, best):
-                best, best_iter, since_best = value, it, 0
+            if stopping.update(value, it):
                 best_state = _snapshot(model)
-            else:
-                since_best += hp["eval_every"]
-            if since_best >= hp["patience"]:
+            if stopping.should_stop:
                 break
     model.load_state_dict(best_state)
-    return {"iters": it, "best_iter": best_iter, "best_monitor": best[0], "monitor": hp["monitor"],
+    return {"iters": it, "best_iter": stopping.best_iter, "best_monitor": stopping.best[0], "monitor": hp["monitor"],
             "history": history[-20:], "seconds": time.perf_counter() - t0}
