@@ -17,6 +17,7 @@ from typing import Optional
 import pandas as pd
 
 from paper_tables.reported import load_reported_table1, load_reported_table2
+from paper_tables.claims import claim1_frame, claim2_frame, write_claims
 from paper_tables.render import render_figure3, render_table1, render_table2, write_table
 
 from .cache import ResultCache
@@ -47,7 +48,9 @@ def tidy_runs(plan, records: dict[str, dict]) -> pd.DataFrame:
         rows.append({
             "artifact": t.get("artifact"), "dataset": c["dataset"], "arch": c["arch"], "num": c["num"],
             "setting": t.get("setting"), "method": c["method"], "variant": c["oe"], "seed": c["seed"],
-            "top1": float(rec["metrics"]["top1"]), "paper_dataset": t.get("paper_dataset"),
+            "top1": float(rec["metrics"]["top1"]),
+            "top1_compressed": float(rec["metrics"].get("top1_compressed", rec["metrics"]["top1"])),
+            "paper_dataset": t.get("paper_dataset"),
             "paper_arch": t.get("paper_arch"), "paper_num": t.get("paper_num"),
             "panel": t.get("panel"), "param_name": t.get("param_name"), "param_value": t.get("param_value"),
         })
@@ -94,6 +97,20 @@ def na_table2(plan) -> dict[tuple, str]:
     return na
 
 
+def drop_unrun_columns(cells: pd.DataFrame, profile: Profile) -> tuple[pd.DataFrame, list[str]]:
+    """Leave out the columns the profile never runs (every cell n/a for that reason, e.g. CIFAR-100 in
+    ``cifar10-real``); returns the kept cells and the left-out column labels, for the caption.  Columns
+    skipped for a missing dataset or teacher stay, with their reason."""
+    unrun = (cells["status"] == "na") & cells["na_reason"].str.endswith(f"not run in the {profile.name} profile")
+    all_unrun = unrun.groupby(cells["col"]).all()
+    dropped = [c for c in cells.sort_values("col_order")["col"].unique() if all_unrun[c]]
+    return cells[~cells["col"].isin(dropped)], dropped
+
+
+def _dropped_note(dropped: list[str]) -> str:
+    return f" Columns this profile does not run are left out: {', '.join(dropped)}." if dropped else ""
+
+
 # ---------------------------------------------------------------------------- captions
 def profile_note(profile: Profile, n_seeds: int, columns: Optional[list[str]] = None) -> str:
     """The profile part of every caption: target vs. context, the column mapping, the schedule."""
@@ -126,6 +143,11 @@ def table2_caption(plan, n_failed: int) -> str:
             "ResNet-32/CIFAR-100, ResNet-34/ILSVRC-2012. \"<method> + FT only\" is our control (the method's "
             "own compression, then plain cross-entropy fine-tuning on the few samples), not in the paper. "
             + profile_note(plan.profile, len(plan.seeds)) + _failed_note(n_failed, plan.profile))
+
+
+def claims_caption(plan, columns: Optional[list[str]] = None) -> str:
+    return ("The paper's claims checked seed by seed on the records of this profile "
+            "(paper_tables/claims.py). " + profile_note(plan.profile, len(plan.seeds), columns))
 
 
 FIG_TITLES = {
@@ -161,15 +183,23 @@ def render_all(plan, cache: ResultCache, out_dir) -> dict[str, list[Path]]:
     if "table1" in plan.artifacts:
         cells = render_table1(load_reported_table1(), runs if len(runs) else None, flag_2std=flag,
                               na=na_table1(plan))
-        caption = table1_caption(plan, failed_count(plan, records, "table1"))
+        cells, dropped = drop_unrun_columns(cells, plan.profile)
+        caption = table1_caption(plan, failed_count(plan, records, "table1")) + _dropped_note(dropped)
         paths = write_table(cells, out_dir, "table1", caption)
         written["table1"] = list(paths.values())
+        claim = claim1_frame(runs if len(runs) else None, load_reported_table1())
+        written["claim1"] = list(write_claims(out_dir, "claim1", claim1=claim,
+                                              caption=claims_caption(plan, ["cifar10"])).values())
     if "table2" in plan.artifacts:
         cells = render_table2(load_reported_table2(), runs if len(runs) else None, flag_2std=flag,
                               na=na_table2(plan))
-        caption = table2_caption(plan, failed_count(plan, records, "table2"))
+        cells, dropped = drop_unrun_columns(cells, plan.profile)
+        caption = table2_caption(plan, failed_count(plan, records, "table2")) + _dropped_note(dropped)
         paths = write_table(cells, out_dir, "table2", caption)
         written["table2"] = list(paths.values())
+        claim = claim2_frame(runs if len(runs) else None, load_reported_table2())
+        written["claim2"] = list(write_claims(out_dir, "claim2", claim2=claim,
+                                              caption=claims_caption(plan)).values())
     fig = runs[runs["panel"].notna()][FIG_COLUMNS] if len(runs) else pd.DataFrame(columns=FIG_COLUMNS)
     for panel in "abcd":
         if f"fig3{panel}" in plan.artifacts:

@@ -120,6 +120,10 @@ def test_render_only_computes_nothing_and_renders(fake_env, capsys):
     table2 = (fake_env / "out" / "demo" / "table2.md").read_text()
     assert "—" in table2                                              # cells without a record say so
     assert "(n=1)" in (fake_env / "out" / "demo" / "table1.md").read_text()
+    claim1 = (fake_env / "out" / "demo" / "claim1.md").read_text()     # the claim checks come with the tables
+    assert "Claim 1" in claim1 and "(n=1)" in claim1
+    claim2 = (fake_env / "out" / "demo" / "claim2.md").read_text()     # Table 1's imbalanced cells are
+    assert "Claim 2" in claim2 and "(n=1)" in claim2                   # Table 2's baselines
 
 
 def test_rerun_computes_nothing(fake_env, capsys):
@@ -145,6 +149,16 @@ def test_paper_profile_skips_a_missing_column_and_runs_the_rest(fake_env, capsys
     assert "Profile paper: the paper's setting" in md and "context, not a target" not in md
 
 
+def test_columns_a_profile_never_runs_are_left_out_and_named(fake_env, capsys):
+    assert _cli(fake_env, "--table", "2", "--profile", "cifar10-real", "--seeds", "1",
+                "--data-root", str(fake_env)) == 0
+    md = (fake_env / "out" / "cifar10-real" / "table2.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| Method"))
+    assert [c.strip() for c in header.strip("|").split("|")][2:] == ["CIFAR-10 Num=10", "CIFAR-10 Num=50"]
+    assert "left out: CIFAR-10 Num=20, CIFAR-100 Num=100" in md and "ILSVRC-2012 Num=3000." in md
+    assert "CIFAR-100" not in (fake_env / "out" / "cifar10-real" / "table2.csv").read_text()
+
+
 def test_demo_profile_treats_missing_inputs_as_an_error(fake_env, capsys, monkeypatch):
     monkeypatch.setenv("OEFSMC_FAKE_MISSING", "digits")
     assert _cli(fake_env, "--table", "1", "--seeds", "1", "--no-render") == 1
@@ -157,7 +171,8 @@ def test_tables_and_figures_are_rendered(fake_env, capsys):
     assert out["unique_cells"] == (96 + 324 - 36 + 75) * 2 // 3
     d = fake_env / "out" / "demo"
     tables = {f"table{t}.{e}" for t in (1, 2) for e in ("md", "tex", "csv")}
-    assert {p.name for p in d.iterdir()} == tables | {f"fig3{p}.{e}" for p in "abcd" for e in ("png", "pdf")}
+    claims = {f"claim{t}.{e}" for t in (1, 2) for e in ("md", "csv")}
+    assert {p.name for p in d.iterdir()} == tables | claims | {f"fig3{p}.{e}" for p in "abcd" for e in ("png", "pdf")}
     md = (d / "table2.md").read_text()
     assert "context, not a target" in md and "CIFAR-100/ResNet-32 -> digits/demo_resnet_s, Num/10" in md
     assert "Schedule: demo" in md
