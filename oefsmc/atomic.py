@@ -1,6 +1,8 @@
 """Atomic file writes: a temp file in the same directory, fsync, ``os.replace``, then a directory fsync.
 
 A process killed mid-write leaves at most a ``.<name>.*.tmp`` file, never a half-written file.
+The file gets the permissions a plain ``open(path, "w")`` would give (0666 minus the umask), not
+``mkstemp``'s private 0600, so a results directory shared by several users' workers stays readable.
 Used for result records, rendered tables and cached artifacts.
 """
 from __future__ import annotations
@@ -8,6 +10,12 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+
+
+def _plain_file_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
 
 
 def atomic_write(path: Path | str, text: str, newline: str | None = None) -> Path:
@@ -19,6 +27,7 @@ def atomic_write(path: Path | str, text: str, newline: str | None = None) -> Pat
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _plain_file_mode())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

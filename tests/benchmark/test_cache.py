@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 
 import pytest
 
@@ -78,6 +80,16 @@ def test_write_is_atomic_and_roundtrips(tmp_path):
         c.write(_record("k3", metrics={}))                                     # never writes a bad record
 
 
+def test_records_get_plain_file_permissions(tmp_path):
+    """Not mkstemp's 0600: workers of other users sharing results/ must be able to read a record."""
+    old = os.umask(0o022)
+    try:
+        path = ResultCache(tmp_path, "demo").write(_record("k1"))
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
 @pytest.mark.parametrize("text,problem", [
     ("", "empty file"),
     ('{"schema_version": 1, "key": "k1", "sta', "truncated or invalid JSON"),
@@ -127,7 +139,6 @@ def test_truncated_record_is_detected_and_recomputed(tmp_path, capsys):
 
 
 def test_stale_temp_files_are_removed(tmp_path):
-    import os
     import time
     c = ResultCache(tmp_path, "demo")
     c.write(_record("k1"))
