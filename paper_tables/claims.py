@@ -158,6 +158,12 @@ def _diff(row, prefix: str, with_seeds: bool = True) -> str:
     return text
 
 
+def _stage(row, prefix: str) -> str:
+    """A stage's paired change without the per-seed list (the OE gain column has it), with its verdict."""
+    text = _diff(row, prefix, with_seeds=False)
+    return text if text == MISSING else f"{text} ({row[f'{prefix}_verdict']})"
+
+
 def _paper(x: float) -> str:
     return MISSING if math.isnan(x) else f"{x:+.2f}"
 
@@ -191,8 +197,8 @@ def claims_markdown(claim1: Optional[pd.DataFrame], claim2: Optional[pd.DataFram
                   "+ Ours": _ms(r, "full"), "OE gain": _diff(r, "oe_gain"), "paper gain": _paper(r["paper_gain"]),
                   "OE gain verdict": r["oe_gain_verdict"], "FT-only gain": _diff(r, "ft_only_gain"),
                   "OE − FT only": _diff(r, "oe_over_ft_only"), "OE − FT only verdict": r["oe_over_ft_only_verdict"],
-                  "OE compression stage": _diff(r, "oe_compress_stage", with_seeds=False),
-                  "OE fine-tuning stage": _diff(r, "oe_finetune_stage", with_seeds=False)}
+                  "OE compression stage": _stage(r, "oe_compress_stage"),
+                  "OE fine-tuning stage": _stage(r, "oe_finetune_stage")}
                  for _, r in (claim2 if len(claim2) else pd.DataFrame()).iterrows()]
         parts += ["## Claim 2: OE-FSMC raises every method", CLAIM2_INTRO,
                   _table(lines) if lines else "No Table 2 run yet."]
