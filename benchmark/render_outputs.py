@@ -11,14 +11,15 @@ column / Num.  Failed runs are left out of the statistics and counted in the cap
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Callable, Optional
 
 import pandas as pd
 
-from paper_tables.reported import load_reported_table1, load_reported_table2
 from paper_tables.claims import claim1_frame, claim2_frame, write_claims
 from paper_tables.render import render_figure3, render_table1, render_table2, write_table
+from paper_tables.reported import load_reported_table1, load_reported_table2
 
 from .cache import ResultCache
 from .grids import FIG3_COLUMN, IMBALANCE_RATIO, TABLE1_NUMS, figure_choice_text
@@ -173,6 +174,27 @@ def figure_caption(plan, panel: str) -> str:
 
 
 # ---------------------------------------------------------------------------- rendering
+@dataclass(frozen=True)
+class TableArtifact:
+    """How one paper table is rendered: its reported numbers, renderer, n/a reasons, caption, and the
+    claim check written beside it."""
+    load_reported: Callable[[], pd.DataFrame]
+    render: Callable[..., pd.DataFrame]
+    na: Callable[..., dict]
+    caption: Callable[..., str]
+    claim: Callable[..., pd.DataFrame]
+    claim_name: str
+    columns: Optional[list[str]]     # paper columns its caption maps (None = all)
+
+
+TABLES = {
+    "table1": TableArtifact(load_reported_table1, render_table1, na_table1, table1_caption, claim1_frame,
+                            "claim1", ["cifar10"]),
+    "table2": TableArtifact(load_reported_table2, render_table2, na_table2, table2_caption, claim2_frame,
+                            "claim2", None),
+}
+
+
 def render_all(plan, cache: ResultCache, out_dir) -> dict[str, list[Path]]:
     """Render every artifact of the plan into ``out_dir``; returns artifact -> written paths."""
     out_dir = Path(out_dir)
@@ -180,26 +202,18 @@ def render_all(plan, cache: ResultCache, out_dir) -> dict[str, list[Path]]:
     runs = tidy_runs(plan, records)
     flag = plan.profile.flag_2std
     written: dict[str, list[Path]] = {}
-    if "table1" in plan.artifacts:
-        cells = render_table1(load_reported_table1(), runs if len(runs) else None, flag_2std=flag,
-                              na=na_table1(plan))
+    for name, table in TABLES.items():
+        if name not in plan.artifacts:
+            continue
+        reported = table.load_reported()
+        cells = table.render(reported, runs if len(runs) else None, flag_2std=flag, na=table.na(plan))
         cells, dropped = drop_unrun_columns(cells, plan.profile)
-        caption = table1_caption(plan, failed_count(plan, records, "table1")) + _dropped_note(dropped)
-        paths = write_table(cells, out_dir, "table1", caption)
-        written["table1"] = list(paths.values())
-        claim = claim1_frame(runs if len(runs) else None, load_reported_table1())
-        written["claim1"] = list(write_claims(out_dir, "claim1", claim1=claim,
-                                              caption=claims_caption(plan, ["cifar10"])).values())
-    if "table2" in plan.artifacts:
-        cells = render_table2(load_reported_table2(), runs if len(runs) else None, flag_2std=flag,
-                              na=na_table2(plan))
-        cells, dropped = drop_unrun_columns(cells, plan.profile)
-        caption = table2_caption(plan, failed_count(plan, records, "table2")) + _dropped_note(dropped)
-        paths = write_table(cells, out_dir, "table2", caption)
-        written["table2"] = list(paths.values())
-        claim = claim2_frame(runs if len(runs) else None, load_reported_table2())
-        written["claim2"] = list(write_claims(out_dir, "claim2", claim2=claim,
-                                              caption=claims_caption(plan)).values())
+        caption = table.caption(plan, failed_count(plan, records, name)) + _dropped_note(dropped)
+        written[name] = list(write_table(cells, out_dir, name, caption).values())
+        claim = table.claim(runs if len(runs) else None, reported)
+        written[table.claim_name] = list(write_claims(
+            out_dir, table.claim_name, **{table.claim_name: claim},
+            caption=claims_caption(plan, table.columns)).values())
     fig = runs[runs["panel"].notna()][FIG_COLUMNS] if len(runs) else pd.DataFrame(columns=FIG_COLUMNS)
     for panel in "abcd":
         if f"fig3{panel}" in plan.artifacts:
