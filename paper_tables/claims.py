@@ -4,9 +4,11 @@ Tables 1 and 2 show means; a claim about a *difference* between two rows is bett
 differences of runs that saw the same images.  Every cell of a column draws the same few-sample set and
 auxiliary set for a given seed (``shared/seeds/README.md``), so two rows of one column are paired by seed.
 
-* **Claim 1** (Sec. 5.2, Table 1): "the imbalance of the few-sample set lowers the accuracy of every
-  method".  Per (method, Num): the drop balanced - imbalanced for each seed present in both settings.
-* **Claim 2** (Sec. 5.3, Table 2): OE-FSMC ("+ Ours", variant ``full``) raises every method.  Per
+* **Claim 1** (Sec. 5.2, Table 1): "when the dataset suffers from class imbalance, the performance of
+  existing few-sample model compression methods significantly decreases".  Per (method, Num): the drop
+  balanced - imbalanced for each seed present in both settings.
+* **Claim 2** (Sec. 5.3, Table 2): "after incorporating the OE-FSMC method, the accuracy of each
+  few-sample model compression strategy improved significantly" (variant ``full``, "+ Ours").  Per
   (column, Num, method): the gain ``full - none`` per seed, our control's gain ``ft-only - none``, and
   ``full - ft-only`` (how much of OE's gain is more than an extra fine-tuning stage).  The gain of ``full``
   is split into its compression stage (``top1_compressed`` of ``full`` - ``none``) and its fine-tuning
