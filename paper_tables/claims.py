@@ -170,16 +170,18 @@ def _paper(x: float) -> str:
     return MISSING if math.isnan(x) else f"{x:+.2f}"
 
 
-CLAIM1_INTRO = ("**Claim 1** (paper Sec. 5.2, Table 1): imbalance lowers every method's accuracy at equal Num. "
-                "Drop = balanced − imbalanced top-1, paired by seed (same seed, same Num); mean ± std over the "
-                "pairs, per-seed drops in brackets (in seed order). The paper's drop is its printed one. Verdict: holds = every "
-                "paired drop > 0; mixed = the mean drop > 0 but not every seed's; fails = mean drop ≤ 0.")
-CLAIM2_INTRO = ("**Claim 2** (paper Sec. 5.3, Table 2): OE-FSMC (\"+ Ours\", `full`) raises every method. "
-                "Differences are paired by seed (same few-sample and auxiliary sets); mean ± std, per-seed values "
-                "in brackets (in seed order). OE gain = full − none; FT-only gain = ft-only − none (our control: the method, "
-                "then plain CE fine-tuning); OE − FT only = full − ft-only. OE's gain splits into its compression "
-                "stage (full before its fine-tuning − none) and its fine-tuning stage (full − full before "
-                "fine-tuning). The paper's gain is its \"+ Ours\" minus its baseline number. Verdict as for claim 1.")
+CLAIM1_INTRO = (
+    "**Claim 1** (paper Sec. 5.2, Table 1): imbalance lowers every method's accuracy at equal Num. "
+    "Drop = balanced − imbalanced top-1, paired by seed (same seed, same Num); mean ± std over the pairs, "
+    "per-seed drops in brackets (in seed order). The paper's drop is its printed one. Verdict: holds = every "
+    "paired drop > 0; mixed = the mean drop > 0 but not every seed's; fails = mean drop ≤ 0.")
+CLAIM2_INTRO = (
+    "**Claim 2** (paper Sec. 5.3, Table 2): OE-FSMC (\"+ Ours\", `full`) raises every method. "
+    "Differences are paired by seed (same few-sample and auxiliary sets); mean ± std, per-seed values "
+    "in brackets (in seed order). OE gain = full − none; FT-only gain = ft-only − none (our control: the "
+    "method, then plain CE fine-tuning); OE − FT only = full − ft-only. OE's gain splits into its compression "
+    "stage (full before its fine-tuning − none) and its fine-tuning stage (full − full before "
+    "fine-tuning). The paper's gain is its \"+ Ours\" minus its baseline number. Verdict as for claim 1.")
 
 
 def claims_markdown(claim1: Optional[pd.DataFrame], claim2: Optional[pd.DataFrame],
@@ -190,7 +192,7 @@ def claims_markdown(claim1: Optional[pd.DataFrame], claim2: Optional[pd.DataFram
         lines = [{"Method": METHOD_LABELS[r["method"]], "Num": r["num"], "balanced": _ms(r, "balanced"),
                   "imbalanced": _ms(r, "imbalanced"), "drop (paired)": _diff(r, "drop"),
                   "paper drop": _paper(r["paper_drop"]), "verdict": r["drop_verdict"]}
-                 for _, r in (claim1 if len(claim1) else pd.DataFrame()).iterrows()]
+                 for _, r in claim1.iterrows()]
         parts += ["## Claim 1: imbalance lowers accuracy", CLAIM1_INTRO,
                   _table(lines) if lines else "No Table 1 run yet."]
     if claim2 is not None:
@@ -201,7 +203,7 @@ def claims_markdown(claim1: Optional[pd.DataFrame], claim2: Optional[pd.DataFram
                   "OE − FT only": _diff(r, "oe_over_ft_only"), "OE − FT only verdict": r["oe_over_ft_only_verdict"],
                   "OE compression stage": _stage(r, "oe_compress_stage"),
                   "OE fine-tuning stage": _stage(r, "oe_finetune_stage")}
-                 for _, r in (claim2 if len(claim2) else pd.DataFrame()).iterrows()]
+                 for _, r in claim2.iterrows()]
         parts += ["## Claim 2: OE-FSMC raises every method", CLAIM2_INTRO,
                   _table(lines) if lines else "No Table 2 run yet."]
     return "\n\n".join(parts) + "\n"
