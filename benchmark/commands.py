@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from oefsmc.errors import UserError
 
@@ -88,32 +89,74 @@ command("run", "run one cell (method x OE variant x seed) and print its record")
 
 # ------------------------------------------------------------------------------------------- teacher
 def _teacher_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("action", choices=["train", "eval"])
+    p.add_argument("action", choices=["train", "eval"], help="train (resumable) or evaluate a teacher")
     add_data_args(p)
-    p.add_argument("--arch", required=True)
+    p.add_argument("--arch", required=True, help="architecture, e.g. resnet32 | vgg16 | demo_vgg")
     p.add_argument("--teacher", default=None, help="checkpoint to evaluate (eval); default: the suite's cached one")
-    p.add_argument("--teacher-normalization", default="auto")
-    p.add_argument("--recipe", default=None, help="training recipe (default per dataset and arch)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--teacher-normalization", default="auto", help="auto (from the sidecar) | imagenet | cifar | digits")
+    p.add_argument("--out", default=None, metavar="PATH",
+                   help="train: write the teacher here (+ PATH.json sidecar; PATH.ckpt while training); "
+                        "default: the suite's cache, where cells find it")
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16"],
+                   help="train: fp32 (default) or bf16 autocast + channels_last (see the notes, section 3)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="teacher.NAME=VALUE",
+                   help="shorten the recipe, e.g. --set teacher.epochs=2 (epochs, batch_size, lr, milestones, "
+                        "weight_decay, momentum); a shortened teacher has its own key")
+    p.add_argument("--max-epochs", type=int, default=None, metavar="N",
+                   help="train: stop after N more epochs (resume later from PATH.ckpt with the same command)")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
+
+
+def _teacher_train(args, spec, device) -> dict:
+    from oefsmc.core.params import parse_overrides
+    from oefsmc.teacher_store import (DEFAULT_TRAIN_PRECISION, resolve_teacher, train_and_save,
+                                      trained_recipe, trained_teacher_path)
+    if args.max_epochs is not None and args.max_epochs < 1:
+        raise UserError(f"--max-epochs {args.max_epochs}: must be at least 1")
+    overrides = parse_overrides(args.overrides)
+    precision = args.precision or DEFAULT_TRAIN_PRECISION
+    recipe = trained_recipe(args.dataset, args.arch, overrides)
+    ident = resolve_teacher(args.dataset, args.arch, args.data_root, None, "auto", overrides, precision)
+    out = Path(args.out) if args.out else trained_teacher_path(ident["key"])
+    _log(f"training {args.arch} on {args.dataset} with {recipe.name} ({recipe.epochs} epochs, {precision}) -> {out}")
+    meta = train_and_save(args.dataset, args.arch, args.data_root, recipe, out, device, precision, _log,
+                          progress=not args.no_progress, max_epochs_this_run=args.max_epochs)
+    if not meta["complete"]:
+        _log(f"stopped after epoch {meta['train']['epochs_done']}/{recipe.epochs}; rerun the same command to resume "
+             f"from {out}.ckpt")
+        return {"complete": False, "epochs_done": meta["train"]["epochs_done"], "out": str(out)}
+    print(f"{args.arch} on {args.dataset}: test top-1 {meta['top1']:.2f} (written to {out} and {out}.json)")
+    return {"complete": True, "top1": meta["top1"], "out": str(out), "sha256": sha256_of(out),
+            "train": meta["train"]}
+
+
+def sha256_of(path) -> str:
+    from oefsmc.models.teacher import sha256_file
+    return sha256_file(Path(path))
 
 
 def _teacher_run(args) -> int:
     from oefsmc.core.evaluate import evaluate
     from oefsmc.data import DATASETS, load_split
     from oefsmc.models.teacher import Normalizer, load_teacher_file
-    from oefsmc.pipeline import get_teacher, pick_device, resolve_config
+    from oefsmc.teacher_store import get_teacher, pick_device, resolve_teacher
     spec = DATASETS.get(args.dataset)
     device = pick_device(args.device)
-    if args.action == "eval" and args.teacher:
+    if args.action == "train":
+        out = _teacher_train(args, spec, device)
+        if args.json:
+            emit_json(out)
+        return 0
+    if args.teacher:
         teacher = load_teacher_file(args.teacher, args.arch, spec.num_classes, spec.channels,
                                     args.teacher_normalization, device)
     else:
-        if args.recipe:
-            raise UserError("--recipe: only the default recipe per dataset/arch is cached; omit --recipe")
-        cell = {"dataset": args.dataset, "arch": args.arch, "num": spec.num_classes, "balanced": True,
-                "method": "fskd", "oe": "none", "data_root": args.data_root, "device": args.device}
-        resolved = resolve_config(cell)
+        from oefsmc.core.params import parse_overrides
+        ident = resolve_teacher(args.dataset, args.arch, args.data_root, None, "auto",
+                                parse_overrides(args.overrides), args.precision or "fp32")
+        resolved = {"teacher": ident, "arch": args.arch, "dataset": args.dataset, "data_root": args.data_root}
         teacher = get_teacher(resolved, device, _log)
     test = load_split(args.dataset, args.data_root, "test", args.download)
     acc = evaluate(teacher.model, test.images, test.labels, spec.num_classes, 500,
@@ -128,7 +171,7 @@ def _teacher_run(args) -> int:
     return 0
 
 
-command("teacher", "train (and cache) or evaluate a teacher")((_teacher_args, _teacher_run))
+command("teacher", "train (resumable, cached) or evaluate a teacher")((_teacher_args, _teacher_run))
 
 
 # -------------------------------------------------------------------------------------------- params

@@ -19,14 +19,35 @@ def _plain_file_mode() -> int:
 
 
 def atomic_write(path: Path | str, text: str, newline: str | None = None) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` atomically."""
+    return _atomic(path, lambda fd: _write_text(fd, text, newline))
+
+
+def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (checkpoints, cached tensors)."""
+    return _atomic(path, lambda fd: _write_bytes(fd, data))
+
+
+def _write_text(fd: int, text: str, newline: str | None) -> None:
+    with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _write_bytes(fd: int, data: bytes) -> None:
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _atomic(path: Path | str, write) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
+        write(fd)
         os.chmod(tmp, _plain_file_mode())
         os.replace(tmp, path)
     except BaseException:

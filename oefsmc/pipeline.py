@@ -11,7 +11,6 @@ weights) when the variant says so, and the fine-tuning stage's loss is CE or CE 
 """
 from __future__ import annotations
 
-import functools
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -30,12 +29,12 @@ from .core.prune import count_params_macs
 from .core.stage_data import StageData
 from .data.fewshot import fewshot_key, sample_fewshot, seed_from, class_counts
 from .data.ood import ood_pool, parse_source
-from .data.sources import DATASETS, load_split, cache_dir
+from .data.sources import DATASETS, load_split
 from .envinfo import environment
 from .errors import UserError
-from .models import ARCHS, build_model
-from .models.teacher import (RECIPES, Normalizer, Teacher, default_recipe, load_teacher_file, save_teacher,
-                             teacher_identity, train_teacher, trained_teacher_key)
+from .models import ARCHS
+from .models.teacher import Normalizer
+from .teacher_store import data_identity, get_teacher, pick_device, resolve_teacher, teacher_accuracy  # noqa: F401
 from .oe.auxiliary import auxiliary_set, draw_labels
 from .oe.complementary import complementary_distribution, importance_class_weights, ood_class_weights
 from .oe.params import OE_PARAMS
@@ -43,7 +42,6 @@ from .oe.variants import VARIANTS
 
 RESULTS_SCHEMA_VERSION = 1
 DEFAULT_OOD = {"cifar10": "cifar100", "cifar100": "cifar10", "digits": "demo-patches", "imagenet": "svhn"}
-TEACHER_SEED = 0  # one teacher per (dataset, arch): the paper compresses one pre-trained model
 
 
 class NotApplicable(UserError):
@@ -102,19 +100,12 @@ def resolve_config(cell: dict) -> dict:
         "num": num, "balanced": balanced, "imbalance_ratio": ratio, "class_counts": counts,
         "method": cell["method"], "oe": variant.name, "seed": int(cell.get("seed", 0)), "schedule": schedule,
         "overrides": dict(sorted(overrides.items())), "hp": hp,
-        "data": _data_identity(cell["dataset"], data_root), "data_root": data_root,
-        "teacher": _teacher_spec(cell, spec, data_root),
+        "data": data_identity(cell["dataset"], data_root), "data_root": data_root,
+        "teacher": resolve_teacher(cell["dataset"], cell["arch"], data_root, cell.get("teacher"),
+                                   cell.get("teacher_normalization", "auto")),
         "ood": ood_info, "device": cell.get("device", "auto"),
         "eval_precision": cell.get("eval_precision", "auto"),
     }
-
-
-@functools.lru_cache(maxsize=64)
-def _data_identity(dataset: str, root: Optional[str]) -> dict:
-    train = load_split(dataset, root, "train")
-    test = load_split(dataset, root, "test")
-    return {"train": {"source": train.source, "fingerprint": train.fingerprint, "size": len(train)},
-            "test": {"source": test.source, "fingerprint": test.fingerprint, "size": len(test)}}
 
 
 def _ood_identity(source: str, root: Optional[str]) -> str:
@@ -125,87 +116,8 @@ def _ood_identity(source: str, root: Optional[str]) -> str:
             p.stat().st_size if p.exists() else -1)
         return f"{kind}:{p.name}|{size}"
     if kind in ("cifar10", "cifar100") and root:
-        return f"{kind}:" + _data_identity(kind, str(Path(root).resolve()))["train"]["fingerprint"]
+        return f"{kind}:" + data_identity(kind, str(Path(root).resolve()))["train"]["fingerprint"]
     return kind
-
-
-def _teacher_spec(cell: dict, spec, data_root: Optional[str]) -> dict:
-    if cell.get("teacher"):
-        return teacher_identity(cell["teacher"], cell.get("teacher_normalization", "auto"))
-    if cell["arch"] == "resnet34" and cell["dataset"] == "imagenet":
-        return {"kind": "torchvision", "weights": "ResNet34_Weights.IMAGENET1K_V1", "normalization": "imagenet"}
-    recipe = RECIPES.get(default_recipe(cell["dataset"], cell["arch"]))
-    fp = _data_identity(cell["dataset"], data_root)["train"]["fingerprint"]
-    return {"kind": "trained", "recipe": recipe.name, "seed": TEACHER_SEED, "normalization": recipe.normalization,
-            "key": trained_teacher_key(cell["dataset"], cell["arch"], recipe.name, TEACHER_SEED, fp)}
-
-
-# ----------------------------------------------------------------------------------- per-process caches
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: no CUDA device is visible; use --device cpu")
-    return torch.device(name)
-
-
-_TEACHERS: dict[tuple, Teacher] = {}
-_TEACHER_EVAL: dict[tuple, dict] = {}
-
-
-def get_teacher(resolved: dict, device: torch.device, log=None) -> Teacher:
-    """Load or train (and cache on disk) the teacher of a resolved config; memoised per process."""
-    t = resolved["teacher"]
-    key = (t.get("sha256") or t.get("key") or t.get("weights"), resolved["arch"], str(device))
-    if key in _TEACHERS:
-        return _TEACHERS[key]
-    spec = DATASETS.get(resolved["dataset"])
-    if t["kind"] == "file":
-        teacher = load_teacher_file(t["path"], resolved["arch"], spec.num_classes, spec.channels,
-                                    t["normalization"], device)
-    elif t["kind"] == "torchvision":
-        from .models.imagenet_resnet import load_torchvision_weights
-        model = build_model("resnet34", spec.num_classes, spec.channels)
-        load_torchvision_weights(model)
-        teacher = Teacher(model.to(device).eval(), "imagenet", t)
-    else:
-        teacher = _trained_teacher(resolved, spec, device, log)
-    _TEACHERS[key] = teacher
-    return teacher
-
-
-def _trained_teacher(resolved: dict, spec, device: torch.device, log=None) -> Teacher:
-    from filelock import FileLock
-    t = resolved["teacher"]
-    path = cache_dir() / "teachers" / f"{t['key']}.pt"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(path) + ".lock"):  # two workers never train the same teacher twice
-        if not path.is_file():
-            if log:
-                log(f"training the {resolved['arch']} teacher on {resolved['dataset']} ({t['recipe']}); cached at {path}")
-            train = load_split(resolved["dataset"], resolved["data_root"], "train")
-            model = build_model(resolved["arch"], spec.num_classes, spec.channels)
-            recipe = RECIPES.get(t["recipe"])
-            stats = train_teacher(model, train.images, train.labels, recipe, t["seed"], device, log)
-            test = load_split(resolved["dataset"], resolved["data_root"], "test")
-            acc = evaluate(model, test.images, test.labels, spec.num_classes, 1000,
-                           Normalizer(recipe.normalization, device))
-            save_teacher(model, path, {"arch": resolved["arch"], "dataset": resolved["dataset"], "recipe": recipe.name,
-                                       "recipe_source": recipe.source, "seed": t["seed"],
-                                       "normalization": recipe.normalization, "train": stats, "top1": acc["top1"],
-                                       "data": resolved["data"]["train"]})
-    return load_teacher_file(str(path), resolved["arch"], spec.num_classes, spec.channels, t["normalization"],
-                             device)
-
-
-def teacher_accuracy(resolved: dict, teacher: Teacher, device: torch.device, precision: str = "fp32") -> dict:
-    key = (str(teacher.identity), resolved["data"]["test"]["fingerprint"], str(device), precision)
-    if key not in _TEACHER_EVAL:
-        test = load_split(resolved["dataset"], resolved["data_root"], "test")
-        spec = DATASETS.get(resolved["dataset"])
-        _TEACHER_EVAL[key] = evaluate(teacher.model, test.images, test.labels, spec.num_classes, 1000,
-                                      Normalizer(teacher.normalization, device), precision)
-    return _TEACHER_EVAL[key]
 
 
 # ------------------------------------------------------------------------------------------------- run

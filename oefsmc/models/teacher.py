@@ -11,21 +11,19 @@ normalised with, and every record says which one was used.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-import math
-import os
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
+from ..atomic import atomic_write, atomic_write_bytes
 from ..errors import UserError
 from ..registry import Registry
 from .registry import build_model
+from .teacher_training import TRAINER_VERSION, train_teacher  # noqa: F401  (re-exported)
 
 NORMALISATIONS = {
     # ToTensor then Normalize(mean, std)
@@ -161,56 +159,15 @@ def default_recipe(dataset: str, arch: str) -> str:
     raise UserError(f"no teacher recipe for {arch} on {dataset}: pass --teacher PATH")
 
 
-def trained_teacher_key(dataset: str, arch: str, recipe: str, seed: int, data_fingerprint: str) -> str:
-    return f"{dataset}-{arch}-{recipe}-s{seed}-{data_fingerprint}"
-
-
-def train_teacher(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, recipe: Recipe, seed: int,
-                  device: torch.device, progress: Optional[Callable[[str], None]] = None) -> dict:
-    """Train ``model`` in place on uint8 images with ``recipe``; returns training stats."""
-    from ..core.augment import random_crop_flip
-    gen = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)
-    norm = Normalizer(recipe.normalization, device)
-    x_all = norm(images)
-    y_all = labels.to(device)
-    model.to(device).train()
-    opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
-                          weight_decay=recipe.weight_decay)
-    steps_per_epoch = max(1, len(x_all) // recipe.batch_size)
-    total = steps_per_epoch * recipe.epochs
-    if recipe.milestones:
-        sched = torch.optim.lr_scheduler.MultiStepLR(opt, [m * steps_per_epoch for m in recipe.milestones], 0.1)
-    else:
-        sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * s / total)))
-    t0 = time.perf_counter()
-    loss = torch.tensor(0.0)
-    for epoch in range(recipe.epochs):
-        perm = torch.randperm(len(x_all), generator=gen).to(device)
-        for s in range(steps_per_epoch):
-            idx = perm[s * recipe.batch_size:(s + 1) * recipe.batch_size]
-            x = x_all[idx]
-            if recipe.augment_pad or recipe.flip:
-                x = random_crop_flip(x, gen, recipe.augment_pad, recipe.flip)
-            loss = F.cross_entropy(model(x), y_all[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-        if progress and (epoch + 1) % max(1, recipe.epochs // 10) == 0:
-            progress(f"teacher epoch {epoch + 1}/{recipe.epochs} loss {float(loss):.3f}")
-    model.eval()
-    return {"epochs": recipe.epochs, "steps": total, "final_loss": float(loss.detach()),
-            "seconds": time.perf_counter() - t0}
+def trained_teacher_key(dataset: str, arch: str, recipe: str, seed: int, data_fingerprint: str,
+                        precision: str = "fp32") -> str:
+    """Cache key of a suite-trained teacher: everything that decides its weights (the trainer's version too)."""
+    return f"{dataset}-{arch}-{recipe}-s{seed}-{precision}-t{TRAINER_VERSION}-{data_fingerprint}"
 
 
 def save_teacher(model: nn.Module, path: Path, meta: dict) -> None:
     """Tensor-only checkpoint + JSON sidecar, both written atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
-    os.replace(tmp, path)
-    side = Path(str(path) + ".json")
-    tmp = side.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True))
-    os.replace(tmp, side)
+    buf = io.BytesIO()
+    torch.save({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+    atomic_write(Path(str(path) + ".json"), json.dumps(meta, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,158 @@
+"""Where a cell's teacher comes from: a checkpoint file, torchvision's weights, or training by the suite.
+
+- :func:`resolve_teacher` (cheap): the teacher's identity for the cache key -- a file's sha256, the
+  torchvision weights' name, or the key of a suite-trained teacher (dataset, arch, recipe, seed,
+  precision, trainer version, data fingerprint).
+- :func:`get_teacher`: load it, or train it once (file-locked, cached under ``<cache>/teachers/``), and
+  memoise it per process.
+- :func:`train_and_save`: what ``python -m benchmark teacher train`` and the pipeline share: the
+  resumable trainer (:mod:`oefsmc.models.teacher_training`), then a tensor-only checkpoint and a JSON
+  sidecar with the recipe, the training history and the fp32 test accuracy.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+from pathlib import Path
+from typing import Mapping, Optional
+
+import torch
+
+from .core.evaluate import evaluate
+from .data.sources import DATASETS, cache_dir, load_split
+from .errors import UserError
+from .models import build_model
+from .models.teacher import (RECIPES, Normalizer, Teacher, default_recipe, load_teacher_file, save_teacher,
+                             teacher_identity, train_teacher, trained_teacher_key)
+from .models.teacher_training import apply_recipe_overrides
+
+TEACHER_SEED = 0  # one teacher per (dataset, arch): the paper compresses one pre-trained model
+#: Precision of suite-trained teachers (docs/REPRODUCTION_NOTES.md section 3: bf16 vs fp32 measured).
+DEFAULT_TRAIN_PRECISION = "fp32"
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: no CUDA device is visible; use --device cpu")
+    return torch.device(name)
+
+
+@functools.lru_cache(maxsize=64)
+def data_identity(dataset: str, root: Optional[str]) -> dict:
+    train = load_split(dataset, root, "train")
+    test = load_split(dataset, root, "test")
+    return {"train": {"source": train.source, "fingerprint": train.fingerprint, "size": len(train)},
+            "test": {"source": test.source, "fingerprint": test.fingerprint, "size": len(test)}}
+
+
+def trained_recipe(dataset: str, arch: str, overrides: Optional[Mapping[str, str]] = None):
+    """The default recipe of (dataset, arch), shortened by ``teacher.*`` overrides."""
+    return apply_recipe_overrides(RECIPES.get(default_recipe(dataset, arch)), overrides or {})
+
+
+def resolve_teacher(dataset: str, arch: str, data_root: Optional[str], teacher: Optional[str] = None,
+                    normalization: str = "auto", overrides: Optional[Mapping[str, str]] = None,
+                    precision: str = DEFAULT_TRAIN_PRECISION) -> dict:
+    """The identity of the teacher a cell of (dataset, arch) uses (what the cache key records)."""
+    if teacher:
+        return teacher_identity(teacher, normalization)
+    if arch == "resnet34" and dataset == "imagenet":
+        return {"kind": "torchvision", "weights": "ResNet34_Weights.IMAGENET1K_V1", "normalization": "imagenet"}
+    recipe = trained_recipe(dataset, arch, overrides)
+    fp = data_identity(dataset, data_root)["train"]["fingerprint"]
+    return {"kind": "trained", "recipe": recipe.name, "seed": TEACHER_SEED, "normalization": recipe.normalization,
+            "precision": precision, "recipe_fields": dataclasses.asdict(recipe),
+            "key": trained_teacher_key(dataset, arch, recipe.name, TEACHER_SEED, fp, precision)}
+
+
+_TEACHERS: dict[tuple, Teacher] = {}
+_TEACHER_EVAL: dict[tuple, dict] = {}
+
+
+def get_teacher(resolved: dict, device: torch.device, log=None) -> Teacher:
+    """Load or train (and cache on disk) the teacher of a resolved config; memoised per process."""
+    t = resolved["teacher"]
+    key = (t.get("sha256") or t.get("key") or t.get("weights"), resolved["arch"], str(device))
+    if key in _TEACHERS:
+        return _TEACHERS[key]
+    spec = DATASETS.get(resolved["dataset"])
+    if t["kind"] == "file":
+        teacher = load_teacher_file(t["path"], resolved["arch"], spec.num_classes, spec.channels,
+                                    t["normalization"], device)
+    elif t["kind"] == "torchvision":
+        from .models.imagenet_resnet import load_torchvision_weights
+        model = build_model("resnet34", spec.num_classes, spec.channels)
+        load_torchvision_weights(model)
+        teacher = Teacher(model.to(device).eval(), "imagenet", t)
+    else:
+        teacher = _trained_teacher(resolved, device, log)
+    _TEACHERS[key] = teacher
+    return teacher
+
+
+def trained_teacher_path(key: str) -> Path:
+    return cache_dir() / "teachers" / f"{key}.pt"
+
+
+def _trained_teacher(resolved: dict, device: torch.device, log=None) -> Teacher:
+    from filelock import FileLock
+    t = resolved["teacher"]
+    path = trained_teacher_path(t["key"])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spec = DATASETS.get(resolved["dataset"])
+    with FileLock(str(path) + ".lock"):  # two workers never train the same teacher twice
+        if not path.is_file():
+            if log:
+                log(f"training the {resolved['arch']} teacher on {resolved['dataset']} ({t['recipe']}); cached at {path}")
+            recipe = dataclasses.replace(RECIPES.get(t["recipe"].split("[")[0]), **_recipe_tuple(t["recipe_fields"]))
+            train_and_save(resolved["dataset"], resolved["arch"], resolved["data_root"], recipe, path, device,
+                           t["precision"], log)
+    return load_teacher_file(str(path), resolved["arch"], spec.num_classes, spec.channels, t["normalization"],
+                             device)
+
+
+def _recipe_tuple(fields: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in fields.items()}
+
+
+def train_and_save(dataset: str, arch: str, data_root: Optional[str], recipe, out: Path, device: torch.device,
+                   precision: str = DEFAULT_TRAIN_PRECISION, log=None, progress: bool = False,
+                   max_epochs_this_run: Optional[int] = None) -> dict:
+    """Train (resuming from ``<out>.ckpt``), then write ``out`` + ``out.json`` with the fp32 test top-1.
+
+    Returns the sidecar's contents; ``complete`` is False when ``max_epochs_this_run`` stopped it early
+    (then only the resume checkpoint is written)."""
+    spec = DATASETS.get(dataset)
+    train = load_split(dataset, data_root, "train")
+    out = Path(out)
+    ckpt = Path(str(out) + ".ckpt")
+    torch.manual_seed(TEACHER_SEED)  # the initial weights follow the teacher's seed, not the process's
+    model = build_model(arch, spec.num_classes, spec.channels)
+    stats = train_teacher(model, train.images, train.labels, recipe, TEACHER_SEED, device, log, precision=precision,
+                          checkpoint=ckpt, data_fingerprint=train.fingerprint, progress=progress,
+                          max_epochs_this_run=max_epochs_this_run)
+    meta = {"arch": arch, "dataset": dataset, "recipe": recipe.name, "recipe_fields": dataclasses.asdict(recipe),
+            "recipe_source": recipe.source, "seed": TEACHER_SEED, "normalization": recipe.normalization,
+            "train": stats, "data": {"source": train.source, "fingerprint": train.fingerprint, "size": len(train)}}
+    if not stats["complete"]:
+        return {**meta, "complete": False}
+    test = load_split(dataset, data_root, "test")
+    acc = evaluate(model, test.images, test.labels, spec.num_classes, 1000, Normalizer(recipe.normalization, device))
+    meta.update(top1=acc["top1"], per_class=acc["per_class"], test={"source": test.source,
+                                                                     "fingerprint": test.fingerprint},
+                complete=True)
+    save_teacher(model, out, meta)
+    ckpt.unlink(missing_ok=True)  # the finished teacher replaces the resume state
+    return meta
+
+
+def teacher_accuracy(resolved: dict, teacher: Teacher, device: torch.device, precision: str = "fp32") -> dict:
+    key = (str(teacher.identity), resolved["data"]["test"]["fingerprint"], str(device), precision)
+    if key not in _TEACHER_EVAL:
+        test = load_split(resolved["dataset"], resolved["data_root"], "test")
+        spec = DATASETS.get(resolved["dataset"])
+        _TEACHER_EVAL[key] = evaluate(teacher.model, test.images, test.labels, spec.num_classes, 1000,
+                                      Normalizer(teacher.normalization, device), precision)
+    return _TEACHER_EVAL[key]
