@@ -68,7 +68,7 @@ def resolve_config(cell: dict) -> dict:
     ratio = 1.0 if balanced else float(cell.get("imbalance_ratio", 100.0))
     counts = class_counts(num, spec.num_classes, balanced, ratio)
     overrides = {k: str(v) for k, v in (cell.get("overrides") or {}).items()}
-    check_all_used(overrides, METHODS.names() + ["finetune", "oe"])
+    check_all_used(overrides, METHODS.names() + ["finetune", "oe", "teacher"])
     for name in overrides:
         if name.split(".", 1)[0] in METHODS.names() and name.split(".", 1)[0] != cell["method"]:
             raise UserError(f"--set {name}: this cell runs method {cell['method']}, not {name.split('.')[0]}")
@@ -102,10 +102,20 @@ def resolve_config(cell: dict) -> dict:
         "overrides": dict(sorted(overrides.items())), "hp": hp,
         "data": data_identity(cell["dataset"], data_root), "data_root": data_root,
         "teacher": resolve_teacher(cell["dataset"], cell["arch"], data_root, cell.get("teacher"),
-                                   cell.get("teacher_normalization", "auto")),
+                                   cell.get("teacher_normalization", "auto"), _teacher_overrides(cell, overrides)),
         "ood": ood_info, "device": cell.get("device", "auto"),
         "eval_precision": cell.get("eval_precision", "auto"),
     }
+
+
+def _teacher_overrides(cell: dict, overrides: dict) -> dict:
+    """``teacher.*`` overrides shorten the recipe of a suite-trained teacher; with ``--teacher PATH`` they
+    cannot act and are an error."""
+    mine = {k: v for k, v in overrides.items() if k.startswith("teacher.")}
+    if mine and cell.get("teacher"):
+        raise UserError(f"--set {next(iter(mine))}: this cell uses the teacher file {cell['teacher']}; "
+                        "teacher.* settings apply only to teachers the suite trains")
+    return mine
 
 
 def _ood_identity(source: str, root: Optional[str]) -> str:
