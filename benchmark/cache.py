@@ -35,10 +35,8 @@ from typing import Any, Optional
 from filelock import FileLock
 
 from oefsmc.atomic import atomic_write  # noqa: F401  (re-exported: the cache writes records with it)
+from oefsmc.schema import RESULTS_SCHEMA_VERSION  # noqa: F401  (re-exported)
 
-#: Bump when the record layout or the meaning of a resolved config changes: old records are then
-#: reported as schema-mismatched and recomputed.
-RESULTS_SCHEMA_VERSION = 1
 #: Dotted paths in the resolved config left out of the key: locations, each next to an identity
 #: (``teacher.sha256``, ``data.*.fingerprint``) that stays in.  Absent paths are ignored.
 KEY_LOCATION_FIELDS = ("data_root", "teacher.path", "data.train.source", "data.test.source")

@@ -27,10 +27,13 @@ from .core.method import METHODS
 from .core.params import check_all_used, resolve
 from .core.prune import count_params_macs
 from .core.stage_data import StageData
-from .data.fewshot import fewshot_key, sample_fewshot, seed_from, class_counts
+from .compressed_cache import (cached_compression, compression_identity, compression_key, compression_seed,
+                               finetune_seed)
+from .data.fewshot import sample_fewshot, seed_from, class_counts
 from .data.ood import ood_pool, parse_source
 from .data.sources import DATASETS, load_split
 from .envinfo import environment
+from .schema import RESULTS_SCHEMA_VERSION
 from .errors import UserError
 from .models import ARCHS
 from .models.teacher import Normalizer
@@ -40,7 +43,9 @@ from .oe.complementary import complementary_distribution, importance_class_weigh
 from .oe.params import OE_PARAMS
 from .oe.variants import VARIANTS
 
-RESULTS_SCHEMA_VERSION = 1
+#: Intra-op threads of one cell, on every path (run, sweep --jobs 1 or N): results must not depend on how
+#: a cell was scheduled (thread count changes CPU reductions); use --jobs to fill the cores.
+CELL_THREADS = 1
 DEFAULT_OOD = {"cifar10": "cifar100", "cifar100": "cifar10", "digits": "demo-patches", "imagenet": "svhn"}
 
 
@@ -74,7 +79,7 @@ def resolve_config(cell: dict) -> dict:
             raise UserError(f"--set {name}: this cell runs method {cell['method']}, not {name.split('.')[0]}")
     hp: dict[str, Any] = {cell["method"]: resolve(cell["method"], method_cls.params, schedule, overrides)}
     ft_used = variant.finetune is not None
-    hp["finetune"] = resolve("finetune", ft.FINETUNE_PARAMS, schedule, overrides) if ft_used else None
+    hp["finetune"] = _finetune_hp(schedule, overrides) if ft_used else None
     if not ft_used and any(k.startswith("finetune.") for k in overrides):
         raise UserError(f"--set finetune.*: variant {variant.name} has no fine-tuning stage")
     ood_info = None
@@ -88,12 +93,15 @@ def resolve_config(cell: dict) -> dict:
             oe.pop("lambda"), oe.pop("class_weights")
         if variant.finetune != "ce+ood":  # eta and the label mode act only in fine-tuning
             oe.pop("eta"), oe.pop("labels")
+        _check_oe(oe)
         hp["oe"] = oe
         ood_info = {"source": oe["ood"], "identity": _ood_identity(oe["ood"], cell.get("data_root"))}
     elif any(k.startswith("oe.") for k in overrides):
         raise UserError(f"--set oe.*: variant {variant.name} uses no OOD data; use --oe full|no-comp|no-ft")
     data_root = cell.get("data_root")
     data_root = str(Path(data_root).resolve()) if data_root else None
+    device = pick_device(cell.get("device", "auto"))
+    diagnostic = (hp["finetune"] or {}).get("select") == "oracle-test"
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "dataset": cell["dataset"], "arch": cell["arch"], "arch_family": arch.family,
@@ -103,9 +111,30 @@ def resolve_config(cell: dict) -> dict:
         "data": data_identity(cell["dataset"], data_root), "data_root": data_root,
         "teacher": resolve_teacher(cell["dataset"], cell["arch"], data_root, cell.get("teacher"),
                                    cell.get("teacher_normalization", "auto"), _teacher_overrides(cell, overrides)),
-        "ood": ood_info, "device": cell.get("device", "auto"),
-        "eval_precision": cell.get("eval_precision", "auto"),
+        "ood": ood_info, "device": device.type,
+        "eval_precision": resolve_precision(cell.get("eval_precision", "auto"), device),
+        "threads": CELL_THREADS,
+        **({"diagnostic": ft.DIAGNOSTIC_TEST_SELECTION} if diagnostic else {}),
     }
+
+
+def _finetune_hp(schedule: str, overrides: dict) -> dict:
+    """The fine-tuning stage's settings; ``holdout`` only where the monitor uses it (so it cannot split keys)."""
+    hp = resolve("finetune", ft.FINETUNE_PARAMS, schedule, overrides)
+    if hp["monitor"] not in ft.HOLDOUT_MONITORS:
+        if "finetune.holdout" in overrides:
+            raise UserError("--set finetune.holdout: acts only with --set finetune.monitor=holdout_loss")
+        hp.pop("holdout")
+    elif not 0 < hp["holdout"] < 1:
+        raise UserError(f"--set finetune.holdout={hp['holdout']}: must be a fraction strictly between 0 and 1")
+    return hp
+
+
+def _check_oe(oe: dict) -> None:
+    if "lambda" in oe and not 0 <= oe["lambda"] <= 1:
+        raise UserError(f"--set oe.lambda={oe['lambda']}: lambda of Eq. 7 must lie in [0, 1]")
+    if "eta" in oe and oe["eta"] < 0:
+        raise UserError(f"--set oe.eta={oe['eta']}: eta of Eq. 9 must be >= 0")
 
 
 def _teacher_overrides(cell: dict, overrides: dict) -> dict:
@@ -131,21 +160,33 @@ def _ood_identity(source: str, root: Optional[str]) -> str:
 
 
 # ------------------------------------------------------------------------------------------------- run
-def run_config(resolved: dict, log=None, finetune_probe=None) -> dict:
+def run_config(resolved: dict, log=None, finetune_probe=None, evaluate_final: bool = True) -> dict:
     """Run one resolved cell and return its record (see README "Records").
 
-    ``finetune_probe`` is passed to :func:`oefsmc.core.finetune.finetune` (observation only; used by
-    ``python -m benchmark finetune-study``, never by the sweep)."""
+    Stages (each timed): data and teacher -> auxiliary set (OE variants) -> compression (the method's
+    ``build_student`` + ``compress``, with common random numbers and shared through
+    :mod:`oefsmc.compressed_cache`) -> the optional shared fine-tuning stage -> evaluation.  The cell runs
+    on ``resolved["threads"]`` intra-op threads whatever process runs it.  ``finetune_probe`` is passed to
+    :func:`oefsmc.core.finetune.finetune` (observation only; used by ``python -m benchmark finetune-study``,
+    never by the sweep), which also skips the final test evaluation (``evaluate_final=False``).
+    """
+    threads_before = torch.get_num_threads()
+    torch.set_num_threads(int(resolved.get("threads", CELL_THREADS)))
+    try:
+        return _run_stages(resolved, log, finetune_probe, evaluate_final)
+    finally:
+        torch.set_num_threads(threads_before)
+
+
+def _run_stages(resolved: dict, log, finetune_probe, evaluate_final: bool) -> dict:
     _import_methods()
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
     device = pick_device(resolved["device"])
     spec = DATASETS.get(resolved["dataset"])
     variant = VARIANTS.get(resolved["oe"])
-    method_name = resolved["method"]
-    seed = resolved["seed"]
-    train_gen = torch.Generator().manual_seed(seed_from("train", method_name, resolved["oe"], seed))
-    torch.manual_seed(seed_from("torch", seed) % (2 ** 31))
+    method_name, seed = resolved["method"], resolved["seed"]
+    precision = resolved["eval_precision"]
 
     # data: the few-sample set depends only on (dataset, Num, balanced, ratio, seed)
     t0 = time.perf_counter()
@@ -159,6 +200,9 @@ def run_config(resolved: dict, log=None, finetune_probe=None) -> dict:
     few_y = train.labels[torch.as_tensor(few.indices)].to(device)
     timings["data_teacher_s"] = time.perf_counter() - t0
 
+    def test_eval(model):
+        return evaluate(model, test.images, test.labels, spec.num_classes, 1000, norm, precision)
+
     oe_record, aux = None, None
     if variant.uses_ood:
         aux, oe_record = _auxiliary(resolved, train, few, norm, device)
@@ -171,51 +215,59 @@ def run_config(resolved: dict, log=None, finetune_probe=None) -> dict:
                                   torch.tensor(w, dtype=torch.float32, device=device), oe["class_weights"])
         oe_record["importance_class_weights"] = w.tolist()
 
-    method_cls = METHODS.get(method_name)
-    method = method_cls(resolved["hp"][method_name], device, train_gen)
-    teacher_model = teacher.model.eval()
-    example = few_x[:1]
+    def compress() -> dict:  # the method's own stages, on the (method, OE-in-compression, seed) stream
+        gen = torch.Generator().manual_seed(compression_seed(method_name, variant.compress_with_ood, seed))
+        torch.manual_seed(compression_seed(method_name, variant.compress_with_ood, seed) % (2 ** 31))
+        method = METHODS.get(method_name)(resolved["hp"][method_name], device, gen)
+        t = {}
+        t0 = time.perf_counter()
+        student = method.build_student(teacher.model.eval(), compress_data)
+        t["prune_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pruned = test_eval(student.model)
+        t["eval_pruned_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        student, stats = method.compress(teacher.model.eval(), student, compress_data)
+        t["compress_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        compressed = test_eval(student.model)
+        t["eval_compressed_s"] = time.perf_counter() - t0
+        return {"student": student, "stats": stats, "pruned_eval": pruned, "compressed_eval": compressed,
+                "timings": t}
 
     t0 = time.perf_counter()
-    student = method.build_student(teacher_model, compress_data)
-    timings["prune_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    precision = resolve_precision(resolved.get("eval_precision", "fp32"), device)
-    pruned_eval = evaluate(student.model, test.images, test.labels, spec.num_classes, 1000, norm, precision)
-    timings["eval_pruned_s"] = time.perf_counter() - t0
+    identity = compression_identity(resolved, variant.compress_with_ood)
+    comp, reused = cached_compression(identity, compress, device)
+    timings["compression_stage_s"] = time.perf_counter() - t0
+    timings.update({k: (0.0 if reused else v) for k, v in comp["timings"].items()})
+    student = comp["student"]
 
-    t0 = time.perf_counter()
-    student, compress_stats = method.compress(teacher_model, student, compress_data)
-    timings["compress_s"] = time.perf_counter() - t0
-
-    finetune_stats, compressed_eval = None, None
+    finetune_stats = None
     timings["finetune_s"] = 0.0
     if variant.finetune is not None:
         t0 = time.perf_counter()
-        compressed_eval = evaluate(student.model, test.images, test.labels, spec.num_classes, 1000, norm,
-                                   precision)
-        timings["eval_compressed_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        finetune_stats = _finetune(student.model, resolved, variant, few_x, few_y, aux, spec.num_classes,
-                                   train_gen, device, finetune_probe)
+        oracle = (lambda m: test_eval(m)["top1"]) if resolved["hp"]["finetune"]["select"] == "oracle-test" else None
+        finetune_stats = _finetune(student.model, resolved, variant, few, few_x, few_y, aux, spec.num_classes,
+                                   device, finetune_probe, oracle)
         timings["finetune_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    final = evaluate(student.model, test.images, test.labels, spec.num_classes, 1000, norm, precision)
+    final = test_eval(student.model) if (variant.finetune is not None and evaluate_final) else comp["compressed_eval"]
     timings["eval_s"] = time.perf_counter() - t0
     teacher_eval = teacher_accuracy(resolved, teacher, device, precision)
+    example = few_x[:1]
     params, macs = count_params_macs(student.model, example)
-    t_params, t_macs = count_params_macs(teacher_model, example)
+    t_params, t_macs = count_params_macs(teacher.model, example)
     timings["total_s"] = time.perf_counter() - t_start
 
-    return {
+    record = {
         "config": resolved,
         "seed": seed,
-        "metrics": {"top1": final["top1"], "top1_pruned": pruned_eval["top1"],
-                    "top1_compressed": (compressed_eval or final)["top1"], "teacher_top1": teacher_eval["top1"],
+        "metrics": {"top1": final["top1"], "top1_pruned": comp["pruned_eval"]["top1"],
+                    "top1_compressed": comp["compressed_eval"]["top1"], "teacher_top1": teacher_eval["top1"],
                     "per_class": final["per_class"], "head": final["head"], "medium": final["medium"],
                     "tail": final["tail"], "teacher_per_class": teacher_eval["per_class"],
-                    "eval_precision": precision},
+                    "compressed_per_class": comp["compressed_eval"]["per_class"], "eval_precision": precision},
         "model": {"params": params, "macs": macs, "teacher_params": t_params, "teacher_macs": t_macs,
                   "params_reduction": 1 - params / t_params, "macs_reduction": 1 - macs / t_macs,
                   "scheme": _jsonable(student.scheme), "dropped_blocks": list(student.dropped_blocks),
@@ -223,10 +275,19 @@ def run_config(resolved: dict, log=None, finetune_probe=None) -> dict:
         "fewshot": {"class_counts": few.class_counts, "indices_sha256": _sha(few.indices), "seed_key": few.seed_key},
         "teacher": {**resolved["teacher"], "normalization": teacher.normalization},
         "oe": oe_record,
-        "stats": {"compress": _jsonable(compress_stats), "finetune": _jsonable(finetune_stats)},
+        "compression": {"key": compression_key(identity), "reused": reused,
+                        "seed": compression_seed(method_name, variant.compress_with_ood, seed),
+                        "original_timings": comp["timings"]},
+        "stats": {"compress": _jsonable(comp["stats"]), "finetune": _jsonable(finetune_stats)},
         "timings": timings,
         "env": environment(device),
     }
+    if finetune_stats and "diagnostic" in finetune_stats:
+        record["diagnostic"] = finetune_stats["diagnostic"]
+    if not evaluate_final and variant.finetune is not None:
+        record["metrics"] = {k: v for k, v in record["metrics"].items() if k not in ("top1", "per_class", "head",
+                                                                                    "medium", "tail")}
+    return record
 
 
 def _auxiliary(resolved: dict, train, few, norm: Normalizer, device) -> tuple[dict, dict]:
@@ -249,10 +310,35 @@ def _auxiliary(resolved: dict, train, few, norm: Normalizer, device) -> tuple[di
             "gamma": torch.tensor(gamma, dtype=torch.float32, device=device)}, record
 
 
-def _finetune(model, resolved, variant, few_x, few_y, aux, num_classes, gen, device, probe=None) -> dict:
-    """The shared fine-tuning stage: CE, or CE + eta * weighted OOD CE (Eqs. 8-9)."""
+def holdout_split(class_counts: list[int], labels: np.ndarray, fraction: float, seed_key: str) -> np.ndarray:
+    """A boolean mask over the few-sample set: True = held out of fine-tuning (monitor ``holdout_loss``).
+
+    Per class with n >= 2 samples, round(fraction * n) of them (at least 1, at most n - 1), drawn with a
+    generator seeded by the few-sample set's key; a class with one sample keeps it for training."""
+    rng = np.random.default_rng(seed_from("holdout", seed_key, fraction))
+    mask = np.zeros(len(labels), dtype=bool)
+    for c, n in enumerate(class_counts):
+        if n < 2:
+            continue
+        idx = np.flatnonzero(labels == c)
+        k = min(n - 1, max(1, int(round(fraction * n))))
+        mask[rng.choice(idx, k, replace=False)] = True
+    return mask
+
+
+def _finetune(model, resolved, variant, few, few_x, few_y, aux, num_classes, device, probe=None,
+              oracle=None) -> dict:
+    """The shared fine-tuning stage: CE, or CE + eta * weighted OOD CE (Eqs. 8-9), on its own stream."""
     hp = resolved["hp"]["finetune"]
+    gen = torch.Generator().manual_seed(finetune_seed(resolved["method"], resolved["seed"]))
+    torch.manual_seed(finetune_seed(resolved["method"], resolved["seed"]) % (2 ** 31))
     use_ood = variant.finetune == "ce+ood"
+    holdout, held_out = None, 0
+    if hp["monitor"] in ft.HOLDOUT_MONITORS:
+        mask = torch.as_tensor(holdout_split(few.class_counts, few_y.cpu().numpy(), hp["holdout"], few.seed_key),
+                               device=few_x.device)
+        holdout, held_out = (few_x[mask], few_y[mask]), int(mask.sum())
+        few_x, few_y = few_x[~mask], few_y[~mask]
     data = StageData(few_x, few_y, num_classes, aux["x"] if use_ood else None, aux["labels"] if use_ood else None)
     eta = resolved["hp"]["oe"]["eta"] if use_ood else 0.0
     gamma = aux["gamma"] if use_ood else None
@@ -271,7 +357,9 @@ def _finetune(model, resolved, variant, few_x, few_y, aux, num_classes, gen, dev
             return torch.as_tensor(draw_labels(aux["gamma_dist"], u.numpy()), device=device)
     pad = 4 if few_x.shape[-1] >= 32 else 1
     augment = (lambda x: random_crop_flip(x, gen, pad)) if hp["augment"] else None
-    return ft.finetune(model, data, loss_fn, hp, gen, aux_labels_fn, augment, probe)
+    stats = ft.finetune(model, data, loss_fn, hp, gen, aux_labels_fn, augment, probe, holdout, oracle)
+    stats["held_out_images"] = held_out
+    return stats
 
 
 def _sha(arr) -> str:

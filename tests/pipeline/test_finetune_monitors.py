@@ -15,12 +15,30 @@ def _loss_fn(lf, yf, la, ya):
     return ce + 10.0 * torch.nn.functional.cross_entropy(la, ya), {}
 
 
+def _view(lf, la, data, holdout=None, holdout_y=None):
+    return {"few": lf, "aux": la, "data": data, "loss_fn": _loss_fn, "holdout": holdout, "holdout_y": holdout_y}
+
+
+def test_relative_tolerance_ignores_noise_sized_improvements():
+    best = (0.004, 0.0)
+    assert improves((0.00398, 0.0), best)                     # absolute 1e-6 only: a 2e-5 drop counts
+    assert not improves((0.00398, 0.0), best, rel_tol=0.01)   # within 1% of the best: noise
+    assert improves((0.0039, 0.0), best, rel_tol=0.01)        # 2.5% better: an improvement
+
+
+def test_holdout_monitor_scores_the_held_out_images():
+    data = _data()
+    held = torch.tensor([[0.0, 3.0]])
+    value = MONITORS["holdout_loss"](_view(torch.zeros(3, 2), None, data, held, torch.tensor([1])))[0]
+    assert value == torch.nn.functional.cross_entropy(held, torch.tensor([1])).item()
+
+
 def test_few_loss_ignores_the_ood_term_and_train_loss_includes_it():
     data = _data()
     lf = torch.tensor([[2.0, 0.0], [0.0, 2.0], [0.0, 2.0]])
     la = torch.tensor([[0.0, 5.0], [5.0, 0.0]])  # both auxiliary images confidently wrong
-    few = MONITORS["few_loss"](lf, la, data, _loss_fn)[0]
-    total = MONITORS["train_loss"](lf, la, data, _loss_fn)[0]
+    few = MONITORS["few_loss"](_view(lf, la, data))[0]
+    total = MONITORS["train_loss"](_view(lf, la, data))[0]
     assert few == torch.nn.functional.cross_entropy(lf, data.few_y).item()
     assert total > few + 10 * 4.9
 
@@ -29,8 +47,8 @@ def test_few_acc_breaks_ties_by_few_loss():
     data = _data()
     confident = torch.tensor([[4.0, 0.0], [0.0, 4.0], [0.0, 4.0]])
     hesitant = torch.tensor([[0.1, 0.0], [0.0, 0.1], [0.0, 0.1]])
-    a = MONITORS["few_acc"](confident, None, data, _loss_fn)
-    b = MONITORS["few_acc"](hesitant, None, data, _loss_fn)
+    a = MONITORS["few_acc"](_view(confident, None, data))
+    b = MONITORS["few_acc"](_view(hesitant, None, data))
     assert a[0] == b[0] == -1.0 and improves(a, b) and not improves(b, a)
 
 
