@@ -49,7 +49,7 @@ FIG3B_RATIOS = (0.25, 0.5, 1.0, 2.0, 4.0)
 FIG3C_LAMBDAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 FIG3D_ETAS = (0.1, 0.5, 1.5, 2.5, 3.5, 5.0)
 
-ARTIFACTS = ("table1", "table2", "fig3a", "fig3b", "fig3c", "fig3d")
+ARTIFACTS = ("table1", "table2", "fig3a", "fig3b", "fig3c", "fig3d", "table2-protocols", "selection-bias")
 FIGURE_PANELS = ("3a", "3b", "3c", "3d")
 
 
@@ -94,7 +94,7 @@ def make_cell(profile: Profile, paper_dataset: str, paper_num: int, *, balanced:
         "method": method,
         "oe": oe,
         "seed": int(seed),
-        "schedule": profile.schedule,
+        "schedule": profile.schedule_for(method),
         "overrides": dict(overrides or {}),
         "data_root": profile.data_root,
         "teacher": profile.teachers.get(col.dataset),
@@ -187,14 +187,56 @@ def fig3d(profile: Profile, seeds: Iterable[int]) -> list[GridEntry]:
             for num in _fig_nums(profile, (FIG3_NUM,)) for eta in FIG3D_ETAS for s in seeds]
 
 
+#: Fine-tuning protocols claim 2 is reported under (``claim2_protocols.md``): the suite's defaults (chosen by
+#: ``python -m benchmark protocol-study`` on a validation split), the protocol of the session-3 records
+#: (BatchNorm in train mode, every parameter, absolute tolerance), and each fine-tuning scope (issue 17).  An override equal to a default is dropped when cells are planned, so a protocol that equals
+#: the defaults shares their records.
+PROTOCOLS: dict[str, dict[str, str]] = {
+    "default": {},
+    "bn-train-all (session 3)": {"finetune.bn": "train", "finetune.params": "all", "finetune.rel_tol": "0",
+                                 "finetune.optimizer": "sgd", "finetune.monitor": "few_loss"},
+    "head only": {"finetune.params": "head"},
+    "all parameters": {"finetune.params": "all"},
+    "bn+head": {"finetune.params": "bn+head"},
+}
+FINETUNED_VARIANTS = ("ft-only", "full")
+
+
+def table2_protocols(profile: Profile, seeds: Iterable[int]) -> list[GridEntry]:
+    """Table 2's ``none`` / ``ft-only`` / ``full`` cells under every protocol of :data:`PROTOCOLS` (tag
+    ``protocol``); ``none`` has no fine-tuning stage, so its cells are shared by every protocol."""
+    out = []
+    for name, overrides in PROTOCOLS.items():
+        for e in table2(profile, seeds):
+            over = overrides if e.cell["oe"] in FINETUNED_VARIANTS else {}
+            cell = dict(e.cell, overrides={**e.cell["overrides"], **over})
+            out.append(GridEntry(cell, dict(e.tag, artifact="table2-protocols", protocol=name)))
+    return out
+
+
+def selection_bias(profile: Profile, seeds: Iterable[int]) -> list[GridEntry]:
+    """DIAGNOSTIC: Table 2's fine-tuned cells with ``finetune.select=oracle-test`` (their records also carry
+    the best test accuracy over the run's monitor evaluation points).  Never rendered into a table, a
+    figure or a verdict -- only into ``selection_bias.md``."""
+    out = []
+    for e in table2(profile, seeds):
+        if e.cell["oe"] in FINETUNED_VARIANTS:
+            cell = dict(e.cell, overrides={**e.cell["overrides"], "finetune.select": "oracle-test"})
+            out.append(GridEntry(cell, dict(e.tag, artifact="selection-bias", diagnostic="test-set selection")))
+    return out
+
+
 BUILDERS: dict[str, Callable[[Profile, Iterable[int]], list[GridEntry]]] = {
     "table1": table1, "table2": table2, "fig3a": fig3a, "fig3b": fig3b, "fig3c": fig3c, "fig3d": fig3d,
+    "table2-protocols": table2_protocols, "selection-bias": selection_bias,
 }
+STUDIES = ("protocols", "selection-bias")
 
 
-def artifacts_for(tables: Optional[Iterable[str]], figures: Optional[Iterable[str]]) -> list[str]:
-    """``--table 1 --figure all`` -> ["table1", "fig3a", ...] in a stable order, without duplicates."""
-    wanted = []
+def artifacts_for(tables: Optional[Iterable[str]], figures: Optional[Iterable[str]],
+                  studies: Optional[Iterable[str]] = None) -> list[str]:
+    """``--table 1 --figure all --study protocols`` -> ["table1", "fig3a", ...] in a stable order, no duplicates."""
+    wanted = [{"protocols": "table2-protocols"}.get(s, s) for s in studies or []]
     for t in tables or []:
         wanted.append(f"table{t}")
     for f in figures or []:
@@ -203,7 +245,8 @@ def artifacts_for(tables: Optional[Iterable[str]], figures: Optional[Iterable[st
     if bad:
         raise UserError(f"unknown artifact(s) {', '.join(bad)}; use --table 1|2 or --figure 3a|3b|3c|3d|all")
     if not wanted:
-        raise UserError("nothing to run: give --table 1|2 and/or --figure 3a|3b|3c|3d|all")
+        raise UserError("nothing to run: give --table 1|2, --figure 3a|3b|3c|3d|all and/or "
+                        "--study protocols|selection-bias")
     return [a for a in ARTIFACTS if a in wanted]
 
 

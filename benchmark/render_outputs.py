@@ -214,6 +214,8 @@ def render_all(plan, cache: ResultCache, out_dir) -> dict[str, list[Path]]:
         written[table.claim_name] = list(write_claims(
             out_dir, table.claim_name, **{table.claim_name: claim},
             caption=claims_caption(plan, table.columns)).values())
+    from .render_studies import render_studies
+    written.update(render_studies(plan, records, out_dir, claims_caption(plan)))
     fig = runs[runs["panel"].notna()][FIG_COLUMNS] if len(runs) else pd.DataFrame(columns=FIG_COLUMNS)
     for panel in "abcd":
         if f"fig3{panel}" in plan.artifacts:

@@ -538,6 +538,9 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--table", action="append", choices=["1", "2"], help="Table 1 or 2 (repeatable)")
     parser.add_argument("--figure", action="append", choices=["3a", "3b", "3c", "3d", "all"],
                         help="a Figure 3 panel, or all four (repeatable)")
+    parser.add_argument("--study", action="append", choices=["protocols", "selection-bias"],
+                        help="protocols: Table 2 under each fine-tuning protocol (claim2_protocols.md); "
+                             "selection-bias: the oracle-test DIAGNOSTIC (selection_bias.md; never in a table)")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES),
                         help="demo (default: offline, CPU, minutes) | cifar10-real | paper")
     parser.add_argument("--jobs", type=int, default=None, metavar="N",
@@ -590,7 +593,7 @@ def print_dry_run(plan: Plan, cache: ResultCache) -> Counter:
 
 def plan_from_args(args: argparse.Namespace) -> tuple[Plan, ResultCache, int]:
     """The plan, the cache and the number of jobs that the command line asks for."""
-    artifacts = artifacts_for(args.table, args.figure)
+    artifacts = artifacts_for(args.table, args.figure, getattr(args, "study", None))
     profile = get_profile(args.profile, args.data_root, args.teacher)
     n_seeds = profile.n_seeds if args.seeds is None else args.seeds
     if n_seeds < 1:

@@ -26,7 +26,7 @@ def _grid(artifact, profile="demo", seeds=None, **kw):
 @pytest.mark.parametrize("profile,expected", [
     ("demo", {"table1": 96, "table2": 324, "fig3a": 15, "fig3b": 45, "fig3c": 21, "fig3d": 18}),
     ("paper", {"table1": 160, "table2": 540, "fig3a": 25, "fig3b": 75, "fig3c": 35, "fig3d": 30}),
-    ("cifar10-real", {"table1": 48, "table2": 72, "fig3a": 15, "fig3b": 45, "fig3c": 21, "fig3d": 18}),
+    ("cifar10-real", {"table1": 80, "table2": 120, "fig3a": 25, "fig3b": 75, "fig3c": 35, "fig3d": 30}),
 ])
 def test_cell_counts(profile, expected):
     assert {a: len(_grid(a, profile)) for a in ALL} == expected
