@@ -93,7 +93,8 @@ def _teacher_args(p: argparse.ArgumentParser) -> None:
     add_data_args(p)
     p.add_argument("--arch", required=True, help="architecture, e.g. resnet32 | vgg16 | demo_vgg")
     p.add_argument("--teacher", default=None, help="checkpoint to evaluate (eval); default: the suite's cached one")
-    p.add_argument("--teacher-normalization", default="auto", help="auto (from the sidecar) | imagenet | cifar | digits")
+    p.add_argument("--teacher-normalization", default="auto",
+                   help="auto (from the sidecar) | imagenet | cifar | digits")
     p.add_argument("--out", default=None, metavar="PATH",
                    help="train: write the teacher here (+ PATH.json sidecar; PATH.ckpt while training); "
                         "default: the suite's cache, where cells find it")

@@ -189,7 +189,8 @@ def fig3d(profile: Profile, seeds: Iterable[int]) -> list[GridEntry]:
 
 #: Fine-tuning protocols claim 2 is reported under (``claim2_protocols.md``): the suite's defaults (chosen by
 #: ``python -m benchmark protocol-study`` on a validation split), the protocol of the session-3 records
-#: (BatchNorm in train mode, every parameter, absolute tolerance), and each fine-tuning scope (issue 17).  An override equal to a default is dropped when cells are planned, so a protocol that equals
+#: (BatchNorm in train mode, every parameter, absolute tolerance), and each fine-tuning scope (issue 17).
+#: An override equal to a default is dropped when cells are planned, so a protocol that equals
 #: the defaults shares their records.
 PROTOCOLS: dict[str, dict[str, str]] = {
     "default": {},

@@ -214,6 +214,8 @@ def _run_stages(resolved: dict, log, finetune_probe, evaluate_final: bool) -> di
         compress_data = StageData(few_x, few_y, spec.num_classes, aux["x"], aux["labels"], oe["lambda"],
                                   torch.tensor(w, dtype=torch.float32, device=device), oe["class_weights"])
         oe_record["importance_class_weights"] = w.tolist()
+    if oe_record is not None:  # whether Eqs. 5-6 can act on this method's structure selection at all
+        oe_record["class_weights_act_on_selection"] = bool(METHODS.get(method_name).data_driven_selection)
 
     def compress() -> dict:  # the method's own stages, on the (method, OE-in-compression, seed) stream
         gen = torch.Generator().manual_seed(compression_seed(method_name, variant.compress_with_ood, seed))

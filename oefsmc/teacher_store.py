@@ -105,7 +105,8 @@ def _trained_teacher(resolved: dict, device: torch.device, log=None) -> Teacher:
     with FileLock(str(path) + ".lock"):  # two workers never train the same teacher twice
         if not path.is_file():
             if log:
-                log(f"training the {resolved['arch']} teacher on {resolved['dataset']} ({t['recipe']}); cached at {path}")
+                log(f"training the {resolved['arch']} teacher on {resolved['dataset']} ({t['recipe']}); "
+                    f"cached at {path}")
             recipe = dataclasses.replace(RECIPES.get(t["recipe"].split("[")[0]), **_recipe_tuple(t["recipe_fields"]))
             train_and_save(resolved["dataset"], resolved["arch"], resolved["data_root"], recipe, path, device,
                            t["precision"], log)

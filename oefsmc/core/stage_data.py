@@ -12,8 +12,8 @@ importance criteria use :meth:`StageData.importance_weights` (Eqs. 5-6, class-aw
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from dataclasses import dataclass
+from typing import Iterator, Optional
 
 import torch
 
@@ -28,7 +28,6 @@ class StageData:
     lam: float = 1.0  # lambda of Eq. 7 (weight of the few-sample term); only used with an auxiliary set
     class_weights: Optional[torch.Tensor] = None  # w_j of Eq. 6 (sum 1) for data-driven importance
     class_weight_mode: str = "none"  # "none" (prior m_j / M, Eq. 3) | "rebalanced" | "inverse"
-    notes: dict = field(default_factory=dict)
 
     # ----------------------------------------------------------------- basics
     @property
@@ -49,12 +48,6 @@ class StageData:
 
     def all_y(self) -> torch.Tensor:
         return torch.cat([self.few_y, self.aux_y]) if self.has_aux else self.few_y
-
-    def to(self, device: torch.device) -> "StageData":
-        def mv(t):
-            return None if t is None else t.to(device)
-        return StageData(mv(self.few_x), mv(self.few_y), self.num_classes, mv(self.aux_x), mv(self.aux_y),
-                         self.lam, mv(self.class_weights), self.class_weight_mode, dict(self.notes))
 
     # ------------------------------------------------------------ Eq. 7 joint loss
     def combine(self, loss_few: torch.Tensor, loss_aux: Optional[torch.Tensor] = None,
@@ -88,11 +81,6 @@ class StageData:
         if not self.has_aux:
             return 1.0 / self.num_few, 0.0
         return self.lam / self.num_few, (1.0 - self.lam) / self.num_aux
-
-    def split_by_source(self, per_sample: torch.Tensor) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
-        """Split a per-sample vector computed on :meth:`all_x` back into (few, aux)."""
-        n = self.num_few
-        return per_sample[:n], (per_sample[n:] if self.has_aux else None)
 
     # ----------------------------------------------------- Eqs. 5-6 importance
     def importance_weights(self, labels: Optional[torch.Tensor] = None) -> torch.Tensor:

@@ -16,7 +16,3 @@ class Student:
     dropped_blocks: list[str] = field(default_factory=list)
     # how the structure was chosen: {"criterion": ..., "ratios": ..., "provenance": "official|third-party|ours"}
     scheme: dict = field(default_factory=dict)
-
-    def kept_or_all(self, name: str, num_channels: int, device=None) -> torch.Tensor:
-        idx = self.kept.get(name)
-        return torch.arange(num_channels, device=device) if idx is None else idx.to(device)

@@ -1,4 +1,4 @@
-"""Feature taps by module path (forward hooks), for layer-wise distillation and reconstruction."""
+"""Feature taps by module path: run a network up to a module and take its output (layer-wise distillation)."""
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -6,37 +6,6 @@ from typing import Iterator
 
 import torch
 import torch.nn as nn
-
-
-class Taps:
-    """``with Taps(model, ["features.0", ...]) as taps: model(x); taps.outputs["features.0"]``.
-
-    Records each module's output (and, with ``inputs=True``, its first input) on every forward pass.
-    """
-
-    def __init__(self, model: nn.Module, names: list[str], inputs: bool = False, detach: bool = True):
-        self.model, self.names, self.record_inputs, self.detach = model, list(names), inputs, detach
-        self.outputs: dict[str, torch.Tensor] = {}
-        self.inputs: dict[str, torch.Tensor] = {}
-        self._handles: list = []
-
-    def __enter__(self) -> "Taps":
-        for name in self.names:
-            module = self.model.get_submodule(name)
-            self._handles.append(module.register_forward_hook(self._hook(name)))
-        return self
-
-    def _hook(self, name: str):
-        def fn(_module, inp, out):
-            self.outputs[name] = out.detach() if self.detach else out
-            if self.record_inputs:
-                self.inputs[name] = inp[0].detach() if self.detach else inp[0]
-        return fn
-
-    def __exit__(self, *exc) -> None:
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
 
 
 class StopForward(Exception):

@@ -29,10 +29,6 @@ class ImageSet:
     def channels(self) -> int:
         return int(self.images.shape[3])
 
-    def subset(self, indices) -> "ImageSet":
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        return ImageSet(self.images[idx], self.labels[idx], self.classes, self.source + "[subset]")
-
 
 def fingerprint(images: torch.Tensor, labels: torch.Tensor) -> str:
     """Shape plus a hash of every 97th image and all labels: identifies the data without hashing it all."""

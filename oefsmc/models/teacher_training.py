@@ -170,7 +170,8 @@ def train_teacher(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
             bar.close()
         seconds = time.perf_counter() - t_epoch
         history.append({"epoch": epoch + 1, "loss": float(loss_sum) / steps_per_epoch, "lr": lr,
-                        "seconds": round(seconds, 2), "img_per_s": round(steps_per_epoch * recipe.batch_size / seconds, 1),
+                        "seconds": round(seconds, 2),
+                        "img_per_s": round(steps_per_epoch * recipe.batch_size / seconds, 1),
                         "threads": torch.get_num_threads(), "device": str(device)})
         if checkpoint:
             _save_checkpoint(checkpoint, {"format": CHECKPOINT_FORMAT, "identity": identity, "epoch": epoch + 1,
