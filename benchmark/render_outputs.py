@@ -265,7 +265,7 @@ def render_all(plan, cache: ResultCache, out_dir) -> dict[str, list[Path]]:
         claim = table.claim(runs if len(runs) else None, reported)
         written[table.claim_name] = list(write_claims(
             out_dir, table.claim_name, **{table.claim_name: claim},
-            caption=claims_caption(plan, table.columns)).values())
+            caption=claims_caption(plan, table.columns), columns=plan.profile.columns).values())
     fig = runs[runs["panel"].notna()][FIG_COLUMNS] if len(runs) else pd.DataFrame(columns=FIG_COLUMNS)
     for panel in "abcd":
         if f"fig3{panel}" in plan.artifacts:
