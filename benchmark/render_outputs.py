@@ -12,6 +12,7 @@ column / Num.  Failed runs are left out of the statistics and counted in the cap
 Columns are named by what ran (the profile's column mapping), and Δ against the paper is printed only in
 columns that run the paper's configuration (dataset, architecture and Num unchanged:
 :func:`paper_tables.render.is_paper_config`), with the 2·std flag; elsewhere the paper's number is context.
+A Table 2 render also writes one per-class figure per Table 2 column (``perclass_<column>.png/.pdf``).
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from typing import Callable, Optional
 import pandas as pd
 
 from paper_tables.claims import claim1_frame, claim2_frame, write_claims
+from paper_tables.perclass import class_counts, figure_name, perclass_frame, render_perclass
 from paper_tables.render import (ARCH_LABELS, DATASET_LABELS, column_label, is_paper_config, render_figure3,
                                  render_table1, render_table2, write_table)
 from paper_tables.reported import load_reported_table1, load_reported_table2
@@ -44,7 +46,10 @@ def load_records(plan, cache: ResultCache) -> dict[str, dict]:
 
 
 def tidy_runs(plan, records: dict[str, dict]) -> pd.DataFrame:
-    """One row per grid entry with an ok record: the renderers' tidy frame (top1 in percent)."""
+    """One row per grid entry with an ok record: the renderers' tidy frame (top1 in percent).
+
+    ``per_class`` is the record's per-class test accuracy list (percent, class index = head -> tail) and
+    ``class_counts`` the few-sample images per class of the draw (``None`` where a record lacks them)."""
     rows = []
     for e, key in zip(plan.entries, plan.entry_keys):
         rec = records.get(key) if key else None
@@ -56,6 +61,8 @@ def tidy_runs(plan, records: dict[str, dict]) -> pd.DataFrame:
             "setting": t.get("setting"), "method": c["method"], "variant": c["oe"], "seed": c["seed"],
             "top1": float(rec["metrics"]["top1"]),
             "top1_compressed": float(rec["metrics"].get("top1_compressed", rec["metrics"]["top1"])),
+            "per_class": rec["metrics"].get("per_class"),
+            "class_counts": (rec.get("config") or {}).get("class_counts"),
             "paper_dataset": t.get("paper_dataset"),
             "paper_arch": t.get("paper_arch"), "paper_num": t.get("paper_num"),
             "panel": t.get("panel"), "param_name": t.get("param_name"), "param_value": t.get("param_value"),
@@ -224,11 +231,41 @@ def figure_caption(plan, panel: str) -> str:
     return f"{FIG_TITLES[panel]}. {choice}; {paper}{run}. {target}; mean ± std over {n} seed{'s' * (n != 1)}."
 
 
+def perclass_caption(plan, paper_dataset: str, paper_num: int) -> str:
+    """Short (it is the figure's title): what ran for the column, the variants, seeds, the profile."""
+    p = plan.profile
+    label = column_label(paper_dataset, PAPER_COLUMNS[paper_dataset][0], paper_num, p.column(paper_dataset))
+    n = len(plan.seeds)
+    return (f"Per-class test accuracy, {label}, imbalanced few-sample set (ratio {IMBALANCE_RATIO:g}): none, "
+            f"ft-only (our control) and full (+ Ours, paper Sec. 5.3); mean ± std over {n} seed{'s' * (n != 1)}; "
+            f"profile {p.name}, schedule {p.schedule}.")
+
+
+def perclass_columns(plan) -> list[tuple[str, int]]:
+    """The Table 2 columns (paper dataset, paper Num) this profile runs: one per-class figure each."""
+    return [(ds, num) for ds, (_, nums) in PAPER_COLUMNS.items() for num in plan.profile.paper_nums("table2", ds, nums)]
+
+
+def render_perclass_figures(plan, runs: pd.DataFrame, out_dir: Path) -> dict[str, list[Path]]:
+    """``perclass_<column>.png/.pdf`` for every Table 2 column of the profile (see :mod:`paper_tables.perclass`)."""
+    written = {}
+    for ds, num in perclass_columns(plan):
+        frame = perclass_frame(runs if len(runs) else None, ds, num)
+        paths = render_perclass(frame, out_dir, figure_name(ds, num), perclass_caption(plan, ds, num),
+                                class_counts(runs if len(runs) else None, ds, num))
+        written[figure_name(ds, num)] = list(paths.values())
+    return written
+
+
+def _no_figures(plan, runs: pd.DataFrame, out_dir: Path) -> dict[str, list[Path]]:
+    return {}
+
+
 # ---------------------------------------------------------------------------- rendering
 @dataclass(frozen=True)
 class TableArtifact:
-    """How one paper table is rendered: its reported numbers, renderer, n/a reasons, caption, and the
-    claim check written beside it."""
+    """How one paper table is rendered: its reported numbers, renderer, n/a reasons, caption, the claim check
+    written beside it, and the figures that come with it."""
     load_reported: Callable[[], pd.DataFrame]
     render: Callable[..., pd.DataFrame]
     na: Callable[..., dict]
@@ -236,13 +273,14 @@ class TableArtifact:
     claim: Callable[..., pd.DataFrame]
     claim_name: str
     columns: Optional[list[str]]     # paper columns its caption maps (None = all)
+    figures: Callable[..., dict[str, list[Path]]] = _no_figures
 
 
 TABLES = {
     "table1": TableArtifact(load_reported_table1, render_table1, na_table1, table1_caption, claim1_frame,
                             "claim1", ["cifar10"]),
     "table2": TableArtifact(load_reported_table2, render_table2, na_table2, table2_caption, claim2_frame,
-                            "claim2", None),
+                            "claim2", None, render_perclass_figures),
 }
 
 
@@ -266,6 +304,7 @@ def render_all(plan, cache: ResultCache, out_dir) -> dict[str, list[Path]]:
         written[table.claim_name] = list(write_claims(
             out_dir, table.claim_name, **{table.claim_name: claim},
             caption=claims_caption(plan, table.columns), columns=plan.profile.columns).values())
+        written.update(table.figures(plan, runs, out_dir))
     fig = runs[runs["panel"].notna()][FIG_COLUMNS] if len(runs) else pd.DataFrame(columns=FIG_COLUMNS)
     for panel in "abcd":
         if f"fig3{panel}" in plan.artifacts:

@@ -176,7 +176,11 @@ def test_tables_and_figures_are_rendered(fake_env, capsys):
     d = fake_env / "out" / "demo"
     tables = {f"table{t}.{e}" for t in (1, 2) for e in ("md", "tex", "csv")}
     claims = {f"claim{t}.{e}" for t in (1, 2) for e in ("md", "csv")}
-    assert {p.name for p in d.iterdir()} == tables | claims | {f"fig3{p}.{e}" for p in "abcd" for e in ("png", "pdf")}
+    figures = {f"fig3{p}.{e}" for p in "abcd" for e in ("png", "pdf")}
+    perclass = {f"perclass_{ds}_num{n}.{e}" for ds, nums in (("cifar10", (10, 20, 50)), ("cifar100", (100, 200, 500)),
+                                                             ("imagenet", (1000, 2000, 3000)))
+                for n in nums for e in ("png", "pdf")}                  # one per Table 2 column
+    assert {p.name for p in d.iterdir()} == tables | claims | figures | perclass
     md = (d / "table2.md").read_text()
     assert "context, not a target" in md and "CIFAR-100/ResNet-32 -> digits/demo_resnet_s, Num/10" in md
     assert "Schedule: demo" in md
