@@ -492,7 +492,7 @@ def footnotes(cells: pd.DataFrame) -> list[str]:
     if len(context):
         mixed = (cells["comparison"] == TARGET).any()
         where = f" (\"{CONTEXT_ONLY}\" in the Δ row)" if mixed else ", so no Δ row is printed"
-        lines.append("Columns are named by what ran; \"(paper: …)\" gives the paper's configuration where it "
+        lines.append("Columns are named by what ran; \"(paper: ...)\" gives the paper's configuration where it "
                      "differs. Δ (repro − paper) is a target only where a column runs the paper's "
                      "configuration (dataset, architecture and Num unchanged); in a stand-in column the "
                      f"paper's number is context, not a target{where}.")

@@ -318,7 +318,7 @@ def test_latex_output(t2_runs):
     assert "\\caption{Table 2: 50\\% of\\_it}" in tex and "\\label{tab:t2}" in tex
     assert "\\toprule" in tex and "\\midrule" in tex and "\\bottomrule" in tex
     assert "76.00 $\\pm$ 2.00 (n=3)" in tex and "69.57 $^{\\dagger}$" in tex
-    assert not any(ch in tex for ch in "±↓Δ—†⚠−←·")
+    assert not any(ch in tex for ch in "±↓Δ—†⚠−←·…")
 
 
 # --------------------------------------------------------------------------- writers
