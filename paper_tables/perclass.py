@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from .figure3 import save_figure
 from .render import METHOD_LABELS, METHODS, normalize_reproduced
@@ -123,7 +124,8 @@ def render_perclass(frame: pd.DataFrame, out_dir, name: str, caption: Optional[s
     a line per variant, error bars = std over seeds) and save ``<name>.png`` and ``<name>.pdf`` atomically.
 
     ``counts``: few-sample images per class, printed under the class index.  A frame without rows still
-    gives a figure, with a "no reproduced runs" notice.  Returns ``{"png": path, "pdf": path}``.
+    gives a figure, with a "no reproduced runs" notice; variants without runs are named under the legend.
+    Returns ``{"png": path, "pdf": path}``.
     """
     methods = [m for m in METHODS if m in set(frame["method"])] or list(METHODS)
     cols = min(len(methods), 2)
@@ -148,6 +150,9 @@ def render_perclass(frame: pd.DataFrame, out_dir, name: str, caption: Optional[s
         ax.set_xlabel(xlabel, fontsize=8)
     handles, labels = next(((h, lab) for h, lab in (ax.get_legend_handles_labels() for ax in axes.flat) if h),
                            ([], []))
+    absent = [VARIANT_STYLES[v][0] for v in PERCLASS_VARIANTS if v not in set(frame["variant"])]
+    if absent and len(frame):
+        handles, labels = handles + [Line2D([], [], ls="none")], labels + [f"no runs: {', '.join(absent)}"]
     if handles:
         fig.legend(handles, labels, loc="outside lower center", ncol=len(handles), fontsize=7, frameon=False)
     if caption:

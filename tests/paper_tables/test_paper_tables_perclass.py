@@ -77,6 +77,15 @@ def test_figure_files(tmp_path, runs):
     _check(empty, tmp_path, "perclass_empty")
 
 
+def test_figure_names_variants_without_runs(tmp_path, runs, monkeypatch):
+    import paper_tables.perclass as perclass
+    seen = {}
+    monkeypatch.setattr(perclass, "save_figure", lambda fig, path, fmt: seen.setdefault(
+        "labels", [t.get_text() for lg in fig.legends for t in lg.get_texts()]))
+    render_perclass(perclass_frame(runs[runs.variant != "full"], "cifar10", 10), tmp_path, "p")
+    assert seen["labels"] == ["none (baseline)", "ft-only (our control, not in paper)", "no runs: full (+ Ours)"]
+
+
 def test_tidy_runs_carries_per_class_and_class_counts():
     cell = dict(dataset="cifar10", arch="resnet32", num=10, method="mir", oe="full", seed=0)
     tag = dict(artifact="table2", setting="imbalanced", paper_dataset="cifar10", paper_arch="vgg16", paper_num=10)
