@@ -8,6 +8,11 @@ and Table 2's CIFAR-10 baselines; Figure 3c's lambda = 0.5 and the "+ Ours" cell
 Cells without runs say why: the method does not apply to the architecture family (``n/a (...)``), the
 column was skipped because its data or teacher is missing, or the profile does not run that paper
 column / Num.  Failed runs are left out of the statistics and counted in the caption.
+
+Columns are named by what ran (the profile's column mapping), and Δ against the paper is printed only in
+columns that run the paper's configuration (dataset, architecture and Num unchanged:
+:func:`paper_tables.render.is_paper_config`), with the 2·std flag; elsewhere the paper's number is context.
+A Table 2 render also writes one per-class figure per Table 2 column (``perclass_<column>.png/.pdf``).
 """
 from __future__ import annotations
 
@@ -18,7 +23,9 @@ from typing import Callable, Optional
 import pandas as pd
 
 from paper_tables.claims import claim1_frame, claim2_frame, write_claims
-from paper_tables.render import render_figure3, render_table1, render_table2, write_table
+from paper_tables.perclass import class_counts, figure_name, perclass_frame, render_perclass
+from paper_tables.render import (ARCH_LABELS, DATASET_LABELS, column_label, is_paper_config, render_figure3,
+                                 render_table1, render_table2, write_table)
 from paper_tables.reported import load_reported_table1, load_reported_table2
 
 from .cache import ResultCache
@@ -39,7 +46,10 @@ def load_records(plan, cache: ResultCache) -> dict[str, dict]:
 
 
 def tidy_runs(plan, records: dict[str, dict]) -> pd.DataFrame:
-    """One row per grid entry with an ok record: the renderers' tidy frame (top1 in percent)."""
+    """One row per grid entry with an ok record: the renderers' tidy frame (top1 in percent).
+
+    ``per_class`` is the record's per-class test accuracy list (percent, class index = head -> tail) and
+    ``class_counts`` the few-sample images per class of the draw (``None`` where a record lacks them)."""
     rows = []
     for e, key in zip(plan.entries, plan.entry_keys):
         rec = records.get(key) if key else None
@@ -51,6 +61,8 @@ def tidy_runs(plan, records: dict[str, dict]) -> pd.DataFrame:
             "setting": t.get("setting"), "method": c["method"], "variant": c["oe"], "seed": c["seed"],
             "top1": float(rec["metrics"]["top1"]),
             "top1_compressed": float(rec["metrics"].get("top1_compressed", rec["metrics"]["top1"])),
+            "per_class": rec["metrics"].get("per_class"),
+            "class_counts": (rec.get("config") or {}).get("class_counts"),
             "paper_dataset": t.get("paper_dataset"),
             "paper_arch": t.get("paper_arch"), "paper_num": t.get("paper_num"),
             "panel": t.get("panel"), "param_name": t.get("param_name"), "param_value": t.get("param_value"),
@@ -113,17 +125,45 @@ def _dropped_note(dropped: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------------- captions
+def _paper_columns(columns: Optional[list[str]]) -> list[str]:
+    return list(PAPER_COLUMNS) if columns is None else list(columns)
+
+
+def target_columns(profile: Profile, columns: Optional[list[str]] = None) -> tuple[list[str], list[str]]:
+    """(run as in the paper, stand-in) among the paper columns ``columns`` (None = all) the profile runs.
+
+    Data-driven from the profile's column mapping (:func:`paper_tables.render.is_paper_config`: dataset,
+    architecture and Num unchanged for every paper Num), never from the profile's name."""
+    run = [c for c in _paper_columns(columns) if profile.column(c) is not None]
+    paper = [c for c in run if all(is_paper_config(profile.column(c), c, PAPER_COLUMNS[c][0], n)
+                                   for n in PAPER_COLUMNS[c][1])]
+    return paper, [c for c in run if c not in paper]
+
+
+def _comparison_note(profile: Profile, columns: Optional[list[str]]) -> str:
+    """Whether the paper's numbers are targets (paper Sec. 5.2-5.3 tables) or context, per column."""
+    paper, standin = target_columns(profile, columns)
+    if not standin:
+        return ("Every column runs the paper's configuration, so Δ = reproduced − paper is a target; "
+                "⚠ marks |Δ| > 2·std of the reproduced seeds.")
+    names = ", ".join(PAPER_DATASET_LABELS[c] for c in standin)
+    if not paper:
+        return (f"No column runs the paper's configuration (stand-in columns: {names}; see the mapping), so "
+                "the paper's number is context, not a target, and no Δ row is printed.")
+    return (f"Δ = reproduced − paper is a target only in the columns run as in the paper "
+            f"({', '.join(PAPER_DATASET_LABELS[c] for c in paper)}; ⚠ marks |Δ| > 2·std); in the stand-in "
+            f"columns ({names}) the paper's number is context only.")
+
+
 def profile_note(profile: Profile, n_seeds: int, columns: Optional[list[str]] = None) -> str:
-    """The profile part of every caption: target vs. context, the column mapping, the schedule."""
-    if profile.name == "paper":
-        return (f"Profile paper: the paper's setting (schedule official, {n_seeds} seeds); "
-                f"⚠ marks |Δ| > 2·std of the reproduced seeds.")
+    """The profile part of every caption: the column mapping, target vs. context, schedule, seeds, cuts."""
     mapping = profile.mapping_lines()
     if columns is not None:
         mapping = [m for m in mapping if any(m.startswith(PAPER_DATASET_LABELS[c] + "/") for c in columns)]
-    return (f"Profile {profile.name}: NOT the paper's setting, so the reported number is context, not a "
-            f"target. Column mapping: {'; '.join(mapping)}. Schedule: {profile.schedule}. "
-            f"Seeds: {n_seeds}. Shortened: {'; '.join(profile.shortens)}.")
+    shortened = f" Shortened: {'; '.join(profile.shortens)}." if profile.shortens else ""
+    setting = ": the paper's setting" if not profile.shortens and not target_columns(profile, columns)[1] else ""
+    return (f"Profile {profile.name}{setting}. Column mapping: {'; '.join(mapping)}. "
+            f"{_comparison_note(profile, columns)} Schedule: {profile.schedule}. Seeds: {n_seeds}.{shortened}")
 
 
 def _failed_note(n: int, profile: Profile) -> str:
@@ -131,18 +171,35 @@ def _failed_note(n: int, profile: Profile) -> str:
             f"results/{profile.name}/)." if n else "")
 
 
+def _ran_as(profile: Profile, paper_dataset: str) -> str:
+    """"VGG-16 on CIFAR-10" as the paper ran it, and what this profile runs instead."""
+    paper = f"{PAPER_ARCH_LABELS[PAPER_COLUMNS[paper_dataset][0]]} on {PAPER_DATASET_LABELS[paper_dataset]}"
+    col = profile.column(paper_dataset)
+    if col is None:
+        return f"{paper} (not run here)"
+    if (col.dataset, col.arch) == (paper_dataset, PAPER_COLUMNS[paper_dataset][0]):
+        return paper
+    return f"{ARCH_LABELS.get(col.arch, col.arch)} on {DATASET_LABELS.get(col.dataset, col.dataset)} (paper: {paper})"
+
+
+def _delta_phrase(profile: Profile, columns: Optional[list[str]]) -> str:
+    paper, _ = target_columns(profile, columns)
+    return " and Δ = reproduced − paper where the column is the paper's configuration" if paper else ""
+
+
 def table1_caption(plan, n_failed: int) -> str:
-    return ("Table 1 (paper Sec. 5.2): top-1 accuracy (%) of VGG-16 on CIFAR-10 compressed with Num few "
-            f"samples, balanced vs. imbalanced (ratio {IMBALANCE_RATIO:g}), no OE; per method the paper's "
-            "number, the reproduced mean ± std (n seeds) and Δ = reproduced − paper. "
+    return (f"Table 1 (paper Sec. 5.2): top-1 accuracy (%) of {_ran_as(plan.profile, 'cifar10')} compressed "
+            f"with Num few samples, balanced vs. imbalanced (ratio {IMBALANCE_RATIO:g}), no OE; per method the "
+            f"paper's number, the reproduced mean ± std (n seeds){_delta_phrase(plan.profile, ['cifar10'])}. "
             + profile_note(plan.profile, len(plan.seeds), ["cifar10"]) + _failed_note(n_failed, plan.profile))
 
 
 def table2_caption(plan, n_failed: int) -> str:
+    ran = "; ".join(_ran_as(plan.profile, c) for c in PAPER_COLUMNS)
     return ("Table 2 (paper Sec. 5.3): top-1 accuracy (%) of each baseline without and with OE-FSMC "
-            f"(\"+ Ours\"), imbalanced few-sample sets (ratio {IMBALANCE_RATIO:g}); VGG-16/CIFAR-10, "
-            "ResNet-32/CIFAR-100, ResNet-34/ILSVRC-2012. \"<method> + FT only\" is our control (the method's "
-            "own compression, then plain cross-entropy fine-tuning on the few samples), not in the paper. "
+            f"(\"+ Ours\"), imbalanced few-sample sets (ratio {IMBALANCE_RATIO:g}); {ran}; the column headers "
+            "name what ran. \"<method> + FT only\" is our control (the method's own compression, then plain "
+            "cross-entropy fine-tuning on the few samples), not in the paper. "
             + profile_note(plan.profile, len(plan.seeds)) + _failed_note(n_failed, plan.profile))
 
 
@@ -167,17 +224,48 @@ def figure_caption(plan, panel: str) -> str:
     run = "" if col is None or (col.dataset, col.arch) == (FIG3_COLUMN, PAPER_COLUMNS[FIG3_COLUMN][0]) \
         else f" (run as {col.dataset}/{col.arch})"
     choice = figure_choice_text(panel)
-    target = ("paper setting" if p.name == "paper"
-              else f"profile {p.name}, schedule {p.schedule}: not the paper's setting")
+    paper_cols, _ = target_columns(p, [FIG3_COLUMN])
+    target = (f"profile {p.name}, schedule {p.schedule}: "
+              + ("the paper's configuration" if paper_cols else "not the paper's setting"))
     n = len(plan.seeds)
     return f"{FIG_TITLES[panel]}. {choice}; {paper}{run}. {target}; mean ± std over {n} seed{'s' * (n != 1)}."
+
+
+def perclass_caption(plan, paper_dataset: str, paper_num: int) -> str:
+    """Short (it is the figure's title): what ran for the column, the variants, seeds, the profile."""
+    p = plan.profile
+    label = column_label(paper_dataset, PAPER_COLUMNS[paper_dataset][0], paper_num, p.column(paper_dataset))
+    n = len(plan.seeds)
+    return (f"Per-class test accuracy, {label}, imbalanced few-sample set (ratio {IMBALANCE_RATIO:g}): none, "
+            f"ft-only (our control) and full (+ Ours, paper Sec. 5.3); mean ± std over {n} seed{'s' * (n != 1)}; "
+            f"profile {p.name}, schedule {p.schedule}.")
+
+
+def perclass_columns(plan) -> list[tuple[str, int]]:
+    """The Table 2 columns (paper dataset, paper Num) this profile runs: one per-class figure each."""
+    return [(ds, num) for ds, (_, nums) in PAPER_COLUMNS.items() for num in plan.profile.paper_nums("table2", ds, nums)]
+
+
+def render_perclass_figures(plan, runs: pd.DataFrame, out_dir: Path) -> dict[str, list[Path]]:
+    """``perclass_<column>.png/.pdf`` for every Table 2 column of the profile (see :mod:`paper_tables.perclass`)."""
+    written = {}
+    for ds, num in perclass_columns(plan):
+        frame = perclass_frame(runs if len(runs) else None, ds, num)
+        paths = render_perclass(frame, out_dir, figure_name(ds, num), perclass_caption(plan, ds, num),
+                                class_counts(runs if len(runs) else None, ds, num))
+        written[figure_name(ds, num)] = list(paths.values())
+    return written
+
+
+def _no_figures(plan, runs: pd.DataFrame, out_dir: Path) -> dict[str, list[Path]]:
+    return {}
 
 
 # ---------------------------------------------------------------------------- rendering
 @dataclass(frozen=True)
 class TableArtifact:
-    """How one paper table is rendered: its reported numbers, renderer, n/a reasons, caption, and the
-    claim check written beside it."""
+    """How one paper table is rendered: its reported numbers, renderer, n/a reasons, caption, the claim check
+    written beside it, and the figures that come with it."""
     load_reported: Callable[[], pd.DataFrame]
     render: Callable[..., pd.DataFrame]
     na: Callable[..., dict]
@@ -185,13 +273,14 @@ class TableArtifact:
     claim: Callable[..., pd.DataFrame]
     claim_name: str
     columns: Optional[list[str]]     # paper columns its caption maps (None = all)
+    figures: Callable[..., dict[str, list[Path]]] = _no_figures
 
 
 TABLES = {
     "table1": TableArtifact(load_reported_table1, render_table1, na_table1, table1_caption, claim1_frame,
                             "claim1", ["cifar10"]),
     "table2": TableArtifact(load_reported_table2, render_table2, na_table2, table2_caption, claim2_frame,
-                            "claim2", None),
+                            "claim2", None, render_perclass_figures),
 }
 
 
@@ -200,20 +289,22 @@ def render_all(plan, cache: ResultCache, out_dir) -> dict[str, list[Path]]:
     out_dir = Path(out_dir)
     records = load_records(plan, cache)
     runs = tidy_runs(plan, records)
-    flag = plan.profile.flag_2std
     written: dict[str, list[Path]] = {}
     for name, table in TABLES.items():
         if name not in plan.artifacts:
             continue
         reported = table.load_reported()
-        cells = table.render(reported, runs if len(runs) else None, flag_2std=flag, na=table.na(plan))
+        # the 2·std flag wherever a column is the paper's configuration (the renderer decides per column)
+        cells = table.render(reported, runs if len(runs) else None, flag_2std=True, na=table.na(plan),
+                             columns=plan.profile.columns)
         cells, dropped = drop_unrun_columns(cells, plan.profile)
         caption = table.caption(plan, failed_count(plan, records, name)) + _dropped_note(dropped)
         written[name] = list(write_table(cells, out_dir, name, caption).values())
         claim = table.claim(runs if len(runs) else None, reported)
         written[table.claim_name] = list(write_claims(
             out_dir, table.claim_name, **{table.claim_name: claim},
-            caption=claims_caption(plan, table.columns)).values())
+            caption=claims_caption(plan, table.columns), columns=plan.profile.columns).values())
+        written.update(table.figures(plan, runs, out_dir))
     from .render_studies import render_studies
     written.update(render_studies(plan, records, out_dir, claims_caption(plan)))
     fig = runs[runs["panel"].notna()][FIG_COLUMNS] if len(runs) else pd.DataFrame(columns=FIG_COLUMNS)

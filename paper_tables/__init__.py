@@ -4,4 +4,8 @@
   and the stated findings of Figure 3, as DataFrames.
 * :mod:`paper_tables.render` -- side-by-side rendering of reported vs.
   reproduced results (Markdown / LaTeX / CSV) and Figure 3 panels (PNG / PDF).
+* :mod:`paper_tables.claims` -- the paper's two claims checked seed by seed
+  (paired differences, 95% t intervals, sign counts, verdicts).
+* :mod:`paper_tables.perclass` -- per-class accuracy, head -> tail, of each
+  Table 2 column (PNG / PDF).
 """

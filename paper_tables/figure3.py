@@ -14,9 +14,8 @@ matplotlib API on the Agg canvas (no global pyplot state is touched).
 """
 from __future__ import annotations
 
-import os
+import io
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Mapping, Optional
@@ -30,9 +29,11 @@ import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
+from oefsmc.atomic import atomic_write_bytes  # noqa: E402
+
 from .reported import load_figure3_findings  # noqa: E402
 
-__all__ = ["VARIANT_ORDER", "VARIANT_LABELS", "render_figure3", "render_figure3_panels"]
+__all__ = ["VARIANT_ORDER", "VARIANT_LABELS", "save_figure", "render_figure3", "render_figure3_panels"]
 
 #: Panel (a) bar order: OE-FSMC_{w/o all}, w/o Comp., w/o FT, full; then our FT-only control.
 VARIANT_ORDER = ("none", "no-comp", "no-ft", "full", "ft-only")
@@ -53,18 +54,13 @@ def _group_labels(df: pd.DataFrame) -> pd.Series:
     return df["method"].map(lambda m: _METHOD_LABELS.get(m, m)) + " Num=" + df["num"].astype(int).astype(str)
 
 
-def _atomic_savefig(fig: Figure, path: Path, fmt: str) -> None:
-    """Save via a temp file in the same directory, then ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
-        fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+def save_figure(fig: Figure, path: Path, fmt: str) -> None:
+    """Save ``fig`` as ``fmt`` to ``path`` atomically (:func:`oefsmc.atomic.atomic_write_bytes`), without the
+    creation date / software metadata, so re-rendering the same data gives the same file."""
+    buf = io.BytesIO()
+    metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+    fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _panel_a(ax, d: pd.DataFrame) -> None:
@@ -155,7 +151,7 @@ def render_figure3(panel: str, df: pd.DataFrame, out_dir, caption: Optional[str]
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {fmt: out_dir / f"fig3{panel}.{fmt}" for fmt in ("png", "pdf")}
     for fmt, path in paths.items():
-        _atomic_savefig(fig, path, fmt)
+        save_figure(fig, path, fmt)
     return paths
 
 

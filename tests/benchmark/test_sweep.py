@@ -147,6 +147,7 @@ def test_paper_profile_skips_a_missing_column_and_runs_the_rest(fake_env, capsys
     assert csv.count("n/a: skipped: no imagenet data") == 3 * 4 * 3
     md = (fake_env / "out" / "paper" / "table2.md").read_text()
     assert "Profile paper: the paper's setting" in md and "context, not a target" not in md
+    assert "| Δ (repro − paper) |" in md                               # the paper's configuration: Δ stays
 
 
 def test_columns_a_profile_never_runs_are_left_out_and_named(fake_env, capsys):
@@ -154,8 +155,11 @@ def test_columns_a_profile_never_runs_are_left_out_and_named(fake_env, capsys):
                 "--data-root", str(fake_env)) == 0
     md = (fake_env / "out" / "cifar10-real" / "table2.md").read_text()
     header = next(line for line in md.splitlines() if line.startswith("| Method"))
-    assert [c.strip() for c in header.strip("|").split("|")][2:] == ["CIFAR-10 Num=10", "CIFAR-10 Num=50"]
-    assert "left out: CIFAR-10 Num=20, CIFAR-100 Num=100" in md and "ILSVRC-2012 Num=3000." in md
+    assert [c.strip() for c in header.strip("|").split("|")][2:] == [
+        "CIFAR-10 / ResNet-32 (paper: VGG-16) Num=10", "CIFAR-10 / ResNet-32 (paper: VGG-16) Num=50"]
+    assert ("left out: CIFAR-10 / ResNet-32 (paper: VGG-16) Num=20, CIFAR-100 / ResNet-32 Num=100" in md
+            and "ILSVRC-2012 / ResNet-34 Num=3000." in md)
+    assert "Δ (repro − paper) |" not in md and "no Δ row is printed" in md     # a stand-in: context only
     assert "CIFAR-100" not in (fake_env / "out" / "cifar10-real" / "table2.csv").read_text()
 
 
@@ -172,7 +176,11 @@ def test_tables_and_figures_are_rendered(fake_env, capsys):
     d = fake_env / "out" / "demo"
     tables = {f"table{t}.{e}" for t in (1, 2) for e in ("md", "tex", "csv")}
     claims = {f"claim{t}.{e}" for t in (1, 2) for e in ("md", "csv")}
-    assert {p.name for p in d.iterdir()} == tables | claims | {f"fig3{p}.{e}" for p in "abcd" for e in ("png", "pdf")}
+    figures = {f"fig3{p}.{e}" for p in "abcd" for e in ("png", "pdf")}
+    perclass = {f"perclass_{ds}_num{n}.{e}" for ds, nums in (("cifar10", (10, 20, 50)), ("cifar100", (100, 200, 500)),
+                                                             ("imagenet", (1000, 2000, 3000)))
+                for n in nums for e in ("png", "pdf")}                  # one per Table 2 column
+    assert {p.name for p in d.iterdir()} == tables | claims | figures | perclass
     md = (d / "table2.md").read_text()
     assert "context, not a target" in md and "CIFAR-100/ResNet-32 -> digits/demo_resnet_s, Num/10" in md
     assert "Schedule: demo" in md

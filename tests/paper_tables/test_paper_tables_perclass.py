@@ -1,0 +1,109 @@
+"""The per-class figure of each Table 2 column (paper Sec. 5.3): its frame, its files, and the sweep's wiring."""
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+
+from benchmark.profiles import get_profile
+from benchmark.render_outputs import perclass_columns, render_perclass_figures, tidy_runs
+from paper_tables.perclass import (FRAME_COLUMNS, class_counts, figure_name, perclass_frame, perclass_runs,
+                                   render_perclass)
+
+K = 10
+COUNTS = [4, 2, 2, 1, 1, 0, 0, 0, 0, 0]
+
+
+def _row(method, variant, seed, per_class, artifact="table2", num=10, paper_num=10):
+    return dict(artifact=artifact, dataset="cifar10", arch="resnet32", num=num, setting="imbalanced",
+                method=method, variant=variant, seed=seed, top1=50.0, paper_dataset="cifar10",
+                paper_arch="vgg16", paper_num=paper_num, per_class=per_class, class_counts=COUNTS)
+
+
+def _acc(method_i, variant_i, seed, k):
+    return 90.0 - 5 * k + 10 * variant_i + method_i + seed       # head -> tail falls; seed moves it by 1
+
+
+@pytest.fixture
+def runs():
+    rows = []
+    for mi, method in enumerate(("fskd", "cd")):                  # not in display order on purpose
+        for vi, variant in enumerate(("none", "ft-only", "full")):
+            for seed in range(3):
+                rows.append(_row(method, variant, seed, [_acc(mi, vi, seed, k) for k in range(K)]))
+    rows.append(_row("cd", "no-ft", 0, [1.0] * K))                                # a figure-3 variant
+    rows.append(_row("cd", "none", 0, [1.0] * K, artifact="table1"))              # another artifact
+    rows.append(_row("cd", "none", 5, [1.0] * K, num=50, paper_num=50))           # another column
+    rows.append(_row("cd", "none", 7, None))                                      # a record without per_class
+    return pd.DataFrame(rows)
+
+
+def test_frame_shape_order_and_means(runs):
+    frame = perclass_frame(runs, "cifar10", 10)
+    assert list(frame.columns) == FRAME_COLUMNS
+    assert frame.shape == (2 * 3 * K, len(FRAME_COLUMNS))          # methods x variants x classes
+    assert list(frame.drop_duplicates("method")["method"]) == ["cd", "fskd"]       # METHODS order
+    assert list(frame.drop_duplicates("variant")["variant"]) == ["none", "ft-only", "full"]
+    assert list(frame["class_index"][:K]) == list(range(K))                          # head -> tail
+    assert set(frame["n"]) == {3}
+    cell = frame[(frame.method == "cd") & (frame.variant == "full") & (frame.class_index == 9)].iloc[0]
+    assert cell["mean"] == pytest.approx(sum(_acc(1, 2, s, 9) for s in range(3)) / 3)
+    assert cell["std"] == pytest.approx(1.0)                                          # seeds 0, 1, 2 -> +0, +1, +2
+    assert len(perclass_runs(runs, "cifar10", 10)) == 2 * 3 * 3 * K
+
+
+def test_other_column_and_missing_inputs(runs):
+    assert perclass_frame(runs, "cifar10", 50).shape == (K, len(FRAME_COLUMNS))
+    assert perclass_frame(runs, "cifar100", 100).empty
+    assert perclass_frame(None, "cifar10", 10).empty
+    assert perclass_frame(runs.drop(columns="per_class"), "cifar10", 10).empty
+    assert class_counts(runs, "cifar10", 10) == COUNTS
+    assert class_counts(runs.drop(columns="class_counts"), "cifar10", 10) is None
+
+
+def _check(paths, tmp_path, name):
+    assert paths == {"png": tmp_path / f"{name}.png", "pdf": tmp_path / f"{name}.pdf"}
+    assert paths["png"].read_bytes().startswith(b"\x89PNG") and paths["pdf"].read_bytes().startswith(b"%PDF")
+
+
+def test_figure_files(tmp_path, runs):
+    name = figure_name("cifar10", 10)
+    assert name == "perclass_cifar10_num10"
+    paths = render_perclass(perclass_frame(runs, "cifar10", 10), tmp_path, name, "Caption.", COUNTS)
+    _check(paths, tmp_path, name)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"{name}.pdf", f"{name}.png"]   # no temp files left
+    empty = render_perclass(perclass_frame(None, "cifar10", 20), tmp_path, "perclass_empty")
+    _check(empty, tmp_path, "perclass_empty")
+
+
+def test_figure_names_variants_without_runs(tmp_path, runs, monkeypatch):
+    import paper_tables.perclass as perclass
+    seen = {}
+    monkeypatch.setattr(perclass, "save_figure", lambda fig, path, fmt: seen.setdefault(
+        "labels", [t.get_text() for lg in fig.legends for t in lg.get_texts()]))
+    render_perclass(perclass_frame(runs[runs.variant != "full"], "cifar10", 10), tmp_path, "p")
+    assert seen["labels"] == ["none (baseline)", "ft-only (our control, not in paper)", "no runs: full (+ Ours)"]
+
+
+def test_tidy_runs_carries_per_class_and_class_counts():
+    cell = dict(dataset="cifar10", arch="resnet32", num=10, method="mir", oe="full", seed=0)
+    tag = dict(artifact="table2", setting="imbalanced", paper_dataset="cifar10", paper_arch="vgg16", paper_num=10)
+    plan = SimpleNamespace(entries=[SimpleNamespace(cell=cell, tag=tag)] * 2, entry_keys=["k1", "k2"])
+    records = {"k1": {"status": "ok", "metrics": {"top1": 70.0, "per_class": [float(k) for k in range(K)]},
+                      "config": {"class_counts": COUNTS}},
+               "k2": {"status": "ok", "metrics": {"top1": 71.0}}}
+    frame = tidy_runs(plan, records)
+    assert frame.loc[0, "per_class"] == [float(k) for k in range(K)] and frame.loc[0, "class_counts"] == COUNTS
+    assert frame.loc[1, "per_class"] is None and frame.loc[1, "class_counts"] is None
+
+
+def test_a_table2_render_writes_one_figure_per_column(tmp_path, runs):
+    plan = SimpleNamespace(profile=get_profile("cifar10-real"), seeds=[0, 1, 2])
+    assert perclass_columns(plan) == [("cifar10", 10), ("cifar10", 50)]
+    written = render_perclass_figures(plan, runs, tmp_path)
+    assert set(written) == {"perclass_cifar10_num10", "perclass_cifar10_num50"}
+    for name, paths in written.items():
+        assert [p.name for p in paths] == [f"{name}.png", f"{name}.pdf"] and all(p.exists() for p in paths)
+    demo = SimpleNamespace(profile=get_profile("demo"), seeds=[0])
+    assert len(perclass_columns(demo)) == 9                                           # every Table 2 column
