@@ -192,8 +192,8 @@ def _params_run(args) -> int:
         spaces = {args.method: METHODS.get(args.method).params}
     spaces.update({"finetune": FINETUNE_PARAMS, "oe": OE_PARAMS})
     if args.json:
-        emit_json({ns: {n: {"default": p.default, "schedules": dict(p.schedules), "doc": p.doc}
-                        for n, p in ps.items()} for ns, ps in spaces.items()})
+        emit_json({ns: {n: {"default": p.default, "schedules": dict(p.schedules), "doc": p.doc,
+                            "accepts": p.accepts()} for n, p in ps.items()} for ns, ps in spaces.items()})
     else:
         for ns, ps in spaces.items():
             print("\n".join(describe(ns, ps)))

@@ -24,19 +24,21 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-from .params import Param
+from .params import Param, between, positive
 from .stage_data import StageData
 
 FINETUNE_PARAMS = {
     "optimizer": Param("sgd", "optimizer (Sec. 5.1 names none; SGD chosen by the fine-tuning study, "
                               "docs/REPRODUCTION_NOTES.md section 4)", choices=("sgd", "adam")),
-    "lr": Param(5e-4, "learning rate (OE-FSMC Sec. 5.1)"),
-    "momentum": Param(0.9, "SGD momentum (optimizer=sgd only; ours)"),
-    "batch_size": Param(128, "few-sample batch size (Sec. 5.1); the auxiliary batch has the same size"),
-    "max_iters": Param(300, "upper bound on iterations (ours)", {"demo": 60}),
-    "patience": Param(30, "early stopping: iterations without monitor improvement (ours)", {"demo": 15}),
-    "eval_every": Param(5, "iterations between monitor evaluations", {"demo": 5}),
-    "weight_decay": Param(0.0, "weight decay (ours)"),
+    "lr": Param(5e-4, "learning rate (OE-FSMC Sec. 5.1)", range=positive(10)),
+    "momentum": Param(0.9, "SGD momentum (optimizer=sgd only; ours)", range=between(0, 0.999)),
+    "batch_size": Param(128, "few-sample batch size (Sec. 5.1); the auxiliary batch has the same size",
+                        range=between(1, 65536)),
+    "max_iters": Param(300, "upper bound on iterations (ours)", {"demo": 60}, range=between(0, 1e7)),
+    "patience": Param(30, "early stopping: iterations without monitor improvement (ours)", {"demo": 15},
+                      range=between(1, 1e7)),
+    "eval_every": Param(5, "iterations between monitor evaluations", {"demo": 5}, range=between(1, 1e7)),
+    "weight_decay": Param(0.0, "weight decay (ours)", range=between(0, 1)),
     "monitor": Param("few_loss", "early-stopping monitor, computed on few-sample(+aux) data only (few_loss "
                      "chosen by the fine-tuning study)",
                      choices=("train_loss", "few_loss", "few_acc")),
