@@ -40,7 +40,8 @@ from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
 from oefsmc.errors import UserError
 
-from .cache import RESULTS_SCHEMA_VERSION, CacheEntry, ResultCache, canonical_json, cell_key, _json_default
+from .cache import (CORRUPT_SUFFIX, RESULTS_SCHEMA_VERSION, CacheEntry, ResultCache, _json_default, canonical_json,
+                    cell_key)
 from .grids import GridEntry, artifacts_for, build_grid
 from .profiles import (DEFAULT_PROFILE, PAPER_ARCH_LABELS, PAPER_COLUMNS, PAPER_DATASET_LABELS, PROFILES,
                        Profile, get_profile)
@@ -350,9 +351,11 @@ def compute_cell(task: dict) -> dict:
             err = (entry.record or {}).get("error", {})
             return {"key": task["key"], "status": "failed", "error": err.get("message", ""),
                     "error_type": err.get("type", "")}
+        if entry.state == "corrupt":
+            cache.set_aside(task["key"])  # announced by the parent (execute); kept for inspection
         return _compute(task, cache)
     finally:
-        lock.release()
+        cache.release(lock)
 
 
 # ============================================================================ execution
@@ -449,7 +452,7 @@ def execute(plan: Plan, cache: ResultCache, runner: Runner, *, n_jobs: int = 1, 
         entry = cache.check(job.key)
         if entry.state == "corrupt":
             result.corrupt.append(job.key)
-            _log(f"{entry.path}: {entry.problem}; recomputing")
+            _log(f"{entry.path}: {entry.problem}; set aside as {entry.path.name}{CORRUPT_SUFFIX}, recomputing")
         if entry.state == "ok" and not force:
             result.precached += 1
         else:
@@ -462,7 +465,10 @@ def execute(plan: Plan, cache: ResultCache, runner: Runner, *, n_jobs: int = 1, 
     } for j in _order(todo)]
     if tasks:
         with _backend(backend) as address:
-            _run_tasks(tasks, result, n_jobs, address is not None, progress, plan.profile.name)
+            _run_tasks(tasks, result, min(n_jobs, len(tasks)) if n_jobs > 0 else n_jobs, address is not None,
+                       progress, plan.profile.name)
+    cache.remove_stale_temp()
+    cache.remove_stale_locks()
     result.wall_s = time.time() - t_start
     return result
 
@@ -579,6 +585,9 @@ def print_dry_run(plan: Plan, cache: ResultCache) -> Counter:
     for job in _order(plan.jobs.values()):
         entry = cache.check(job.key)
         states[entry.state] += 1
+        if entry.state == "corrupt":
+            _log(f"{entry.path}: {entry.problem}; a real run sets it aside as {entry.path.name}{CORRUPT_SUFFIX} "
+                 "and recomputes it")
         arts = ",".join(sorted({e.tag.get("artifact", "?") for e in job.entries}))
         print(f"{job.key:<20}  {entry.state:<8}  {job.label()}  [{arts}]")
     na = {(e.cell["method"], e.cell["arch"], r) for e, k, r in zip(plan.entries, plan.entry_kinds,
