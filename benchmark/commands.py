@@ -200,7 +200,7 @@ def _params_run(args) -> int:
     return 0
 
 
-command("params", "list every hyperparameter name, default and schedule value")((_params_args, _params_run))
+command("params", "list every hyperparameter name, default, schedule value and range")((_params_args, _params_run))
 
 
 # --------------------------------------------------------------------------------------------- sweep
