@@ -74,6 +74,15 @@ def run_config(resolved: dict) -> dict:
     }
 
 
+def check_teacher(dataset: str, arch: str, path: str) -> None:
+    """Like the pipeline's: the checkpoint must exist; one whose bytes start with b"garbage" is unreadable."""
+    if not os.path.isfile(path):
+        raise UserError(f"--teacher {path} does not exist: pass the path of a teacher checkpoint")
+    with open(path, "rb") as fh:
+        if fh.read(7) == b"garbage":
+            raise UserError(f"--teacher {path} is not a readable torch checkpoint (fake)")
+
+
 def not_applicable_reason(cell: dict):
     """Everything applies, except the test-only method ``nope``."""
     return "nope does not apply here" if cell["method"] == "nope" else None
