@@ -14,9 +14,8 @@ matplotlib API on the Agg canvas (no global pyplot state is touched).
 """
 from __future__ import annotations
 
-import os
+import io
 import sys
-import tempfile
 import textwrap
 from pathlib import Path
 from typing import Mapping, Optional
@@ -29,6 +28,8 @@ if "matplotlib.pyplot" not in sys.modules:  # headless by default; never switch 
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from oefsmc.atomic import atomic_write_bytes  # noqa: E402
 
 from .reported import load_figure3_findings  # noqa: E402
 
@@ -54,17 +55,12 @@ def _group_labels(df: pd.DataFrame) -> pd.Series:
 
 
 def _atomic_savefig(fig: Figure, path: Path, fmt: str) -> None:
-    """Save via a temp file in the same directory, then ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
-        fig.savefig(tmp, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    """Render into memory, then write atomically with plain file permissions like the tables
+    (:func:`oefsmc.atomic.atomic_write_bytes`; not ``mkstemp``'s 0600)."""
+    buf = io.BytesIO()
+    metadata = {"CreationDate": None} if fmt == "pdf" else {"Software": None}
+    fig.savefig(buf, format=fmt, dpi=150, bbox_inches="tight", metadata=metadata)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def _panel_a(ax, d: pd.DataFrame) -> None:
