@@ -18,7 +18,7 @@ def _log(msg: str) -> None:
 def _fewshot_args(p: argparse.ArgumentParser) -> None:
     add_data_args(p)
     add_fewshot_args(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object, the last line of stdout")
 
 
 def _fewshot_run(args) -> int:
@@ -48,7 +48,7 @@ command("fewshot", "draw a few-sample set and print its class counts and indices
 # ----------------------------------------------------------------------------------------------- run
 def _cell_args(p: argparse.ArgumentParser) -> None:
     add_data_args(p)
-    p.add_argument("--arch", required=True)
+    p.add_argument("--arch", required=True, help="architecture, e.g. resnet32 | vgg16 | resnet34 | demo_vgg")
     add_fewshot_args(p)
     p.add_argument("--method", required=True, help="cd | fskd | mir | practise")
     p.add_argument("--oe", default="none", help="none | full | no-comp | no-ft | ft-only")
@@ -59,7 +59,7 @@ def _cell_args(p: argparse.ArgumentParser) -> None:
                    help="override a hyperparameter, e.g. --set mir.iters=500 --set oe.lambda=0.5 (see `params`)")
     p.add_argument("--ood", default=None, help="OOD source (default per dataset; same as --set oe.ood=)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object, the last line of stdout")
 
 
 def cell_from_args(args) -> dict:
@@ -177,7 +177,7 @@ command("teacher", "train (resumable, cached) or evaluate a teacher")((_teacher_
 # -------------------------------------------------------------------------------------------- params
 def _params_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default=None, help="only this method's parameters")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object, the last line of stdout")
 
 
 def _params_run(args) -> int:
