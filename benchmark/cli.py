@@ -3,9 +3,10 @@
 Every data-producing subcommand accepts ``--json`` and then prints one JSON object as the last line of
 stdout.  Errors a user can fix are one line on stderr (``error: ...``, or argparse's ``<prog>: error:
 ...``) with exit code 2 and no traceback (:class:`oefsmc.errors.UserError`).  Anything else is a bug:
-one line naming the log file that holds its traceback, exit code 1; the hidden ``--debug`` flag (or
-``OEFSMC_DEBUG=1``) lets the traceback through instead.  Output cut short by a closed pipe
-(``... | head``) ends quietly with exit code 141, as a program killed by SIGPIPE.
+one line naming the log file that holds its traceback, exit code 1 (2 for an OS error about a named file:
+a full disk, a vanished path); the hidden ``--debug`` flag (or ``OEFSMC_DEBUG=1``) lets the traceback
+through instead.  Output cut short by a closed pipe (``... | head``) ends quietly with exit code 141, as
+a program killed by SIGPIPE.
 
 Only the subcommand being run is imported (:data:`SUBCOMMANDS`): ``--help`` never imports torch.
 """
@@ -190,13 +191,25 @@ def guarded(fn: Callable[[], int], debug: bool = False) -> int:
     except BrokenPipeError:
         _quiet_stdout()
         return EXIT_BROKEN_PIPE
-    except Exception as exc:  # noqa: BLE001  (a bug: one line, the traceback in a log file)
+    except Exception as exc:  # noqa: BLE001  (one line, the traceback in a log file)
         if debug:
             raise
         log = _log_traceback(exc)
-        print(f"error: internal error ({type(exc).__name__}: {one_line(exc)[:200]}); this is a bug, please report "
-              f"it with the traceback in {log} (or rerun with --debug)", file=sys.stderr)
-        return EXIT_BUG
+        print(_failure_line(exc, log), file=sys.stderr)
+        return EXIT_USER_ERROR if _environmental(exc) else EXIT_BUG
+
+
+def _environmental(exc: BaseException) -> bool:
+    """An OS error about a named file (a full disk, a path that vanished): the environment, not a bug."""
+    return isinstance(exc, OSError) and exc.filename is not None
+
+
+def _failure_line(exc: BaseException, log: Path) -> str:
+    if _environmental(exc):
+        return (f"error: {exc.strerror or type(exc).__name__}: {exc.filename} (check the path, its permissions and "
+                f"the free space; traceback in {log})")
+    return (f"error: internal error ({type(exc).__name__}: {one_line(exc)[:200]}); this is a bug, please report it "
+            f"with the traceback in {log} (or rerun with --debug)")
 
 
 def _run(argv: list[str]) -> int:

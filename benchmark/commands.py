@@ -120,6 +120,10 @@ def _teacher_train(args, spec, device) -> dict:
     recipe = trained_recipe(args.dataset, args.arch, overrides)
     ident = resolve_teacher(args.dataset, args.arch, args.data_root, None, "auto", overrides, precision)
     out = Path(args.out) if args.out else trained_teacher_path(ident["key"])
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory: pass the path of the checkpoint file to write")
+    from .preflight import check_writable_dir
+    check_writable_dir(out.parent, "--out")
     _log(f"training {args.arch} on {args.dataset} with {recipe.name} ({recipe.epochs} epochs, {precision}) -> {out}")
     meta = train_and_save(args.dataset, args.arch, args.data_root, recipe, out, device, precision, _log,
                           progress=not args.no_progress, max_epochs_this_run=args.max_epochs)

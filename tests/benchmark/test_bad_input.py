@@ -283,6 +283,10 @@ CASES = [
     Case("teacher-train-zero-epochs", ["teacher", "train", "--dataset", "digits", "--arch", "demo_vgg",
                                        "--max-epochs", "0"], 2, "--max-epochs 0: must be at least 1",
          fake=False, sweep=False),
+    Case("teacher-train-out-is-a-directory", ["teacher", "train", "--dataset", "digits", "--arch", "demo_vgg",
+                                              "--out", "{teacher_dir}"], 2, "is a directory", fake=False, sweep=False),
+    Case("teacher-train-out-under-a-file", ["teacher", "train", "--dataset", "digits", "--arch", "demo_vgg",
+                                            "--out", "{a_file}/t.pt"], 2, "--out: ", fake=False, sweep=False),
     Case("unknown-command", ["bogus"], 2, "invalid choice: 'bogus'", fake=False, sweep=False),
 ]
 
@@ -375,6 +379,17 @@ def test_a_bug_is_one_line_naming_its_log_and_debug_shows_the_traceback(world, m
     assert log.name in err[0] and "Traceback" in log.read_text()
     with pytest.raises(ZeroDivisionError):
         main(args + ["--debug"])
+
+
+def test_an_os_error_about_a_file_is_one_line_exit_2(tmp_path, capsys, monkeypatch):
+    from benchmark.cli import guarded
+    monkeypatch.setenv("OEFSMC_LOG_DIR", str(tmp_path))
+
+    def disk_full() -> int:
+        raise OSError(28, "No space left on device", str(tmp_path / "x.json"))
+    assert guarded(disk_full) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: No space left on device: ") and "Traceback" not in err[0]
 
 
 # ============================================================================ processes
