@@ -93,10 +93,15 @@ def bounded(kind: type, low, high, what: str = "") -> Callable[[str], object]:
         except ValueError:
             raise argparse.ArgumentTypeError(f"{text!r} is not {'an integer' if kind is int else 'a number'}")
         if not (low <= value <= high):  # also rejects nan
-            raise argparse.ArgumentTypeError(f"{text} is out of range: use {low}..{high}{what}")
+            raise argparse.ArgumentTypeError(f"{text} is out of range: use {_fmt(low)}..{_fmt(high)}{what}")
         return value
     parse.__name__ = kind.__name__
     return parse
+
+
+def _fmt(x) -> str:
+    """1e6 -> "1000000", 0.5 -> "0.5"."""
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 MAX_NUM = 10_000_000
