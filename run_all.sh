@@ -2,6 +2,8 @@
 # One entry point for reviewers.
 #   ./run_all.sh --table 1|2 | --figure 3a|3b|3c|3d|all [--profile P] [--jobs N] [--seeds K] ...
 #   ./run_all.sh --test [pytest args]
+#   ./run_all.sh --setup-only
+#   ./run_all.sh --help
 # On first use it creates .venv and installs the suite into it (editable); later runs reinstall nothing
 # unless setup.cfg / pyproject.toml / constraints.txt changed.  Set OEFSMC_CONSTRAINTS= (empty) to install
 # without this machine's pins, or OEFSMC_PYTHON to choose the interpreter that creates the venv.
@@ -13,6 +15,20 @@ PY_BOOT="${OEFSMC_PYTHON:-python3}"
 CONSTRAINTS="${OEFSMC_CONSTRAINTS-$ROOT/constraints.txt}"
 
 log() { echo "[run_all] $*" >&2; }
+
+usage() {
+  cat <<'EOF'
+usage: ./run_all.sh --table 1|2 | --figure 3a|3b|3c|3d|all [sweep options]   run a paper artifact, render it
+       ./run_all.sh --test [pytest args]   install the test extras if needed and run the test suite
+       ./run_all.sh --setup-only           create .venv and install the suite, nothing else
+       ./run_all.sh --help                 this help, then the sweep options
+
+The first call creates .venv and installs the suite (torch takes minutes); later calls reinstall nothing
+unless setup.cfg, pyproject.toml or constraints.txt changed.  OEFSMC_CONSTRAINTS= (empty) installs without
+this machine's pins; OEFSMC_PYTHON chooses the interpreter that creates .venv.
+
+EOF
+}
 
 install_stamp() {
   # the hash of everything that decides what gets installed, plus the wanted extras
@@ -52,5 +68,15 @@ if [[ "${1:-}" == "--setup-only" ]]; then
   exit 0
 fi
 
+if [[ "${1:-}" == "--help" || "${1:-}" == "-h" ]]; then
+  usage
+  if [[ ! -x "$VENV/bin/python" ]]; then
+    echo "(the sweep options are listed here once .venv exists: ./run_all.sh --setup-only)"
+    exit 0
+  fi
+  OEFSMC_PROG=./run_all.sh exec "$VENV/bin/python" -m benchmark sweep --help
+fi
+
 ensure_venv base
-exec "$VENV/bin/python" -m benchmark sweep "$@"
+# usage lines and argparse errors name ./run_all.sh, the command the user typed
+OEFSMC_PROG=./run_all.sh exec "$VENV/bin/python" -m benchmark sweep "$@"

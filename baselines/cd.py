@@ -84,7 +84,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from oefsmc.core.method import METHODS, Method
-from oefsmc.core.params import Param
+from oefsmc.core.params import Param, between, positive
 from oefsmc.core.prune import prune_output_channels, pruned_copy, top_k_by_l1
 from oefsmc.core.stage_data import StageData
 from oefsmc.core.student import Student
@@ -385,25 +385,26 @@ class CD(Method):
                 "(official code haolibai/Cross-Distillation)")
     data_driven_selection = True  # channels are chosen by the CD solve on the (OE-weighted) data
     params = {
-        "target_ratio": Param(0.5, "CD budget ratio (--target_ratio; scripts use 0.5)"),
+        "target_ratio": Param(0.5, "CD budget ratio (--target_ratio; scripts use 0.5)", range=positive(1)),
         "selection": Param("cd", "cd: channels chosen by the projection (official); fixed-l1: L1 masks of "
                                  "build_student, CD loss without projection (methods.md 1.8 pitfall 11)",
                            choices=("cd", "fixed-l1")),
         "pgd_iters": Param(3000, "Adam iterations per layer (--pgd_iters, scripts: 3000; cpu keeps 3000: "
                                  "about 40 s on ResNet-32 / 2 cores, and 300 loses ~4 points)",
-                           {"demo": 150}),
-        "pgd_lr_vgg": Param(5e-4, "Adam lr for VGG (--pgd_lr, start_chnl.sh)"),
-        "pgd_lr_resnet": Param(1e-3, "Adam lr for ResNets (--pgd_lr, ResNet-56 block of start_chnl.sh)"),
-        "mu_vgg": Param(0.6, "mixing coefficient mu of L_c for VGG (--mu)"),
-        "mu_resnet": Param(0.9, "mixing coefficient mu of L_c for ResNets (--mu)"),
+                           {"demo": 150}, range=between(1, 1e7)),
+        "pgd_lr_vgg": Param(5e-4, "Adam lr for VGG (--pgd_lr, start_chnl.sh)", range=positive(10)),
+        "pgd_lr_resnet": Param(1e-3, "Adam lr for ResNets (--pgd_lr, ResNet-56 block of start_chnl.sh)",
+                               range=positive(10)),
+        "mu_vgg": Param(0.6, "mixing coefficient mu of L_c for VGG (--mu)", range=between(0, 1)),
+        "mu_resnet": Param(0.9, "mixing coefficient mu of L_c for ResNets (--mu)", range=between(0, 1)),
         "ft_steps_vgg": Param(40, "Stage C SGD steps for VGG ('40 epochs' = 40 steps, pitfall 3a)",
-                              {"demo": 10}),
+                              {"demo": 10}, range=between(0, 1e7)),
         "ft_steps_resnet": Param(100, "Stage C SGD steps for ResNets ('100 epochs' = 100 steps)",
-                                 {"demo": 20}),
-        "ft_lr": Param(1e-5, "Stage C SGD lr (--lr)"),
-        "ft_momentum": Param(0.9, "Stage C SGD momentum"),
-        "ft_weight_decay": Param(5e-4, "Stage C SGD weight decay"),
-        "ft_batch_size": Param(128, "Stage C batch size (min(this, N))"),
+                                 {"demo": 20}, range=between(0, 1e7)),
+        "ft_lr": Param(1e-5, "Stage C SGD lr (--lr)", range=between(0, 10)),
+        "ft_momentum": Param(0.9, "Stage C SGD momentum", range=between(0, 0.999)),
+        "ft_weight_decay": Param(5e-4, "Stage C SGD weight decay", range=between(0, 1)),
+        "ft_batch_size": Param(128, "Stage C batch size (min(this, N))", range=between(1, 65536)),
     }
 
     # -- helpers

@@ -55,7 +55,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from oefsmc.core.method import METHODS, Method
-from oefsmc.core.params import Param
+from oefsmc.core.params import Param, between
 from oefsmc.core.stage_data import StageData
 from oefsmc.core.student import Student
 
@@ -274,8 +274,10 @@ class FSKD(Method):
     data_driven_selection = False  # L1 filter norms are data-free: OE class weights cannot act on selection
     params = {
         "batch_size": Param(256, "images per batch when accumulating the normal equations (memory only; "
-                                 "the solution does not depend on it)"),
-        "ridge": Param(0.0, "ridge added to the normal equations, times mean(diag A) (official: none)"),
+                                 "the solution does not depend on it)",
+                           range=between(1, 65536)),
+        "ridge": Param(0.0, "ridge added to the normal equations, times mean(diag A) (official: none)",
+                       range=between(0, 1e6)),
     }
 
     def build_student(self, teacher: nn.Module, data: StageData) -> Student:

@@ -47,7 +47,7 @@ import torch.nn as nn
 from oefsmc.core.augment import random_crop_flip
 from oefsmc.core.losses import feature_mse_per_sample
 from oefsmc.core.method import METHODS, Method
-from oefsmc.core.params import Param
+from oefsmc.core.params import Param, between, positive
 from oefsmc.core.stage_data import StageData
 from oefsmc.core.student import Student
 
@@ -55,17 +55,19 @@ from . import schemes
 
 MIR_PARAMS: dict[str, Param] = {
     "iters": Param(2000, "mimicking iterations (DoctorKey/Practise main.py --epoch, which counts iterations)",
-                   {"cpu": 300, "demo": 60}),
-    "lr": Param(0.02, "SGD learning rate (DoctorKey/Practise main.py --lr)"),
-    "momentum": Param(0.9, "SGD momentum (official)"),
-    "weight_decay": Param(1e-4, "SGD weight decay (official); never reaches the frozen head"),
-    "batch_size": Param(64, "few-sample batch size (official); the auxiliary batch has the same size rule"),
-    "lr_step": Param(0.4, "StepLR step as a fraction of iters (official int(0.4*N)), stepped per iteration"),
-    "lr_gamma": Param(0.1, "StepLR gamma (official)"),
+                   {"cpu": 300, "demo": 60}, range=between(1, 1e7)),
+    "lr": Param(0.02, "SGD learning rate (DoctorKey/Practise main.py --lr)", range=positive(10)),
+    "momentum": Param(0.9, "SGD momentum (official)", range=between(0, 0.999)),
+    "weight_decay": Param(1e-4, "SGD weight decay (official); never reaches the frozen head", range=between(0, 1)),
+    "batch_size": Param(64, "few-sample batch size (official); the auxiliary batch has the same size rule",
+                        range=between(1, 65536)),
+    "lr_step": Param(0.4, "StepLR step as a fraction of iters (official int(0.4*N)), stepped per iteration",
+                     range=positive(1)),
+    "lr_gamma": Param(0.1, "StepLR gamma (official)", range=positive(1)),
     "augment": Param(True, "random crop + horizontal flip on training batches (the dataset's standard "
                      "augmentation; ours for CIFAR, official ImageNet uses RandomResizedCrop + flip); "
                      "off: the teacher's features are cached", {"demo": False}),
-    "pad": Param(4, "padding of the random crop (CIFAR standard 4)"),
+    "pad": Param(4, "padding of the random crop (CIFAR standard 4)", range=between(0, 64)),
 }
 
 

@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 import torch
@@ -67,7 +67,7 @@ import torch.nn as nn
 from oefsmc.core.augment import random_crop_flip
 from oefsmc.core.losses import feature_mse_per_sample
 from oefsmc.core.method import METHODS, Method
-from oefsmc.core.params import Param
+from oefsmc.core.params import Param, Range, between, positive
 from oefsmc.core.prune import count_params_macs, drop_blocks, set_module
 from oefsmc.core.stage_data import StageData
 from oefsmc.core.student import Student
@@ -79,24 +79,25 @@ _MIR_SCHEDULES = {"iters": {"cpu": 300, "demo": 60}}
 
 PRACTISE_PARAMS: dict[str, Param] = {
     "adaptor_iters": Param(2000, "adaptor-training iterations per candidate (exp/*.sh --epoch 2000; "
-                           "the README example uses 1000)", {"cpu": 40, "demo": 15}),
-    "adaptor_lr": Param(0.02, "adaptor SGD learning rate (official --lr)"),
-    "adaptor_momentum": Param(0.9, "adaptor SGD momentum (official)"),
-    "adaptor_weight_decay": Param(1e-4, "adaptor SGD weight decay (official)"),
-    "adaptor_batch_size": Param(64, "adaptor batch size (official)"),
+                           "the README example uses 1000)", {"cpu": 40, "demo": 15}, range=between(1, 1e7)),
+    "adaptor_lr": Param(0.02, "adaptor SGD learning rate (official --lr)", range=positive(10)),
+    "adaptor_momentum": Param(0.9, "adaptor SGD momentum (official)", range=between(0, 0.999)),
+    "adaptor_weight_decay": Param(1e-4, "adaptor SGD weight decay (official)", range=between(0, 1)),
+    "adaptor_batch_size": Param(64, "adaptor batch size (official)", range=between(1, 65536)),
     "adaptor_lr_step": Param(0.4, "adaptor StepLR step as a fraction of adaptor_iters (official), "
-                             "stepped per iteration"),
-    "adaptor_lr_gamma": Param(0.1, "adaptor StepLR gamma (official)"),
+                             "stepped per iteration", range=positive(1)),
+    "adaptor_lr_gamma": Param(0.1, "adaptor StepLR gamma (official)", range=positive(1)),
     "adaptor_augment": Param(True, "augment adaptor-training batches (official: the training loader); "
                              "off: cache the affected stage's input and the teacher's features",
                              {"cpu": False, "demo": False}),
-    "adaptor_pad": Param(4, "random-crop padding when adaptor_augment is on"),
+    "adaptor_pad": Param(4, "random-crop padding when adaptor_augment is on", range=between(0, 64)),
     "rm_blocks": Param(0, "number of blocks to drop; 0 = auto: the k whose MAC reduction is closest to "
-                       "target_reduction (official ResNet-34: 3)"),
-    "target_reduction": Param(22.0, "cost reduction (%) aimed at by rm_blocks=0 (official: ~22% latency)"),
+                       "target_reduction (official ResNet-34: 3)", range=between(0, 1000)),
+    "target_reduction": Param(22.0, "cost reduction (%) aimed at by rm_blocks=0 (official: ~22% latency)",
+                              range=Range(0, 100, low_open=True, high_open=True)),
     "cost": Param("macs", "cost whose relative reduction divides the recoverability (official: GPU latency; "
                   "ours: deterministic MACs)", choices=("macs",)),
-    **{"mir_" + k: Param(p.default, "MiR recovery: " + p.doc, _MIR_SCHEDULES.get(k, p.schedules), p.choices)
+    **{"mir_" + k: replace(p, doc="MiR recovery: " + p.doc, schedules=_MIR_SCHEDULES.get(k, p.schedules))
        for k, p in MIR_PARAMS.items()},
 }
 

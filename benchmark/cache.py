@@ -13,13 +13,18 @@ Writing
     directory.  A process killed mid-write leaves at most a ``.<key>.json.*.tmp`` file, never a
     half-written record.
 Reading
-    A record is used only when it parses as JSON, carries this schema version and its own key, and has
-    a known status (``ok`` with ``metrics.top1``, or ``failed``).  Anything else is reported as
-    ``corrupt`` (one line, by the sweep) and recomputed, never used.
+    A record is used only when it is UTF-8 text that parses as JSON, carries this schema version and its
+    own key, and has a known status (``ok`` with ``metrics.top1``, or ``failed``).  Anything else
+    (truncated, binary garbage, another schema, another cell's record) is ``corrupt``: the sweep says so
+    in one line, sets the file aside as ``<key>.json.corrupt`` (inside the cell's lock) and recomputes
+    it; a corrupt record is never used and never stops a sweep.
 Locks
     ``<results-dir>/<profile>/.locks/<key>.lock`` (:mod:`filelock`, an OS lock the kernel releases
     when the holder dies, even by SIGKILL): held while a cell is computed, so two sweeps sharing one
-    results directory compute each cell once.
+    results directory compute each cell once.  The holder removes the lock file before releasing it,
+    after the record is written (a process that then locks the old file re-checks the cache and finds
+    the record); files left by killed processes are removed by the next sweep
+    (:meth:`ResultCache.remove_stale_locks`), as are their temp files (:meth:`ResultCache.remove_stale_temp`).
 """
 from __future__ import annotations
 
@@ -27,12 +32,14 @@ import hashlib
 import json
 import math
 import os
+import shutil
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
-from filelock import FileLock
+from filelock import FileLock, Timeout
 
 from oefsmc.atomic import atomic_write  # noqa: F401  (re-exported: the cache writes records with it)
 from oefsmc.schema import RESULTS_SCHEMA_VERSION  # noqa: F401  (re-exported)
@@ -42,6 +49,8 @@ from oefsmc.schema import RESULTS_SCHEMA_VERSION  # noqa: F401  (re-exported)
 KEY_LOCATION_FIELDS = ("data_root", "teacher.path", "data.train.source", "data.test.source")
 KEY_HEX = 20
 STATUSES = ("ok", "failed")
+#: Suffix of a record set aside because it could not be used (``<key>.json.corrupt``).
+CORRUPT_SUFFIX = ".corrupt"
 
 
 def _json_default(obj: Any) -> Any:
@@ -83,6 +92,20 @@ def key_material(resolved: dict) -> dict:
 def cell_key(resolved: dict) -> str:
     """The cache key of a resolved config (20 hex digits of a sha256)."""
     return hashlib.sha256(canonical_json(key_material(resolved)).encode("ascii")).hexdigest()[:KEY_HEX]
+
+
+def _decode(data: bytes) -> tuple[Any, Optional[str]]:
+    """(record, None), or (None, the one-line problem) for bytes that are not a JSON document."""
+    if not data.strip():
+        return None, "empty file"
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return None, f"not UTF-8 text (binary garbage? byte 0x{data[exc.start]:02x} at offset {exc.start})"
+    try:
+        return json.loads(text), None
+    except (ValueError, RecursionError) as exc:
+        return None, f"truncated or invalid JSON ({str(exc).splitlines()[0][:80]})"
 
 
 def validate_record(record: Any, key: str) -> Optional[str]:
@@ -133,30 +156,81 @@ class ResultCache:
     def path(self, key: str) -> Path:
         return self.dir / f"{key}.json"
 
+    @property
+    def locks_dir(self) -> Path:
+        return self.dir / ".locks"
+
     def lock(self, key: str) -> FileLock:
-        """The per-cell lock (not acquired).  ``acquire(timeout=0)`` tries without waiting."""
-        locks = self.dir / ".locks"
-        locks.mkdir(parents=True, exist_ok=True)
-        return FileLock(str(locks / f"{key}.lock"))
+        """The per-cell lock (not acquired).  ``acquire(timeout=0)`` tries without waiting; release it with
+        :meth:`release` so that its file goes too."""
+        self.locks_dir.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.locks_dir / f"{key}.lock"))
+
+    @staticmethod
+    def release(lock: FileLock) -> None:
+        """Remove the lock's file, then release it (the holder only; see the module docstring)."""
+        try:
+            os.unlink(lock.lock_file)
+        except OSError:
+            pass
+        lock.release()
+
+    @contextmanager
+    def unheld(self, key: str) -> Iterator[bool]:
+        """Try the lock of ``key`` without waiting: yields True (held here, released and removed on exit)
+        when no live process holds it, else False."""
+        lock = self.lock(key)
+        try:
+            lock.acquire(timeout=0)
+        except Timeout:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            self.release(lock)
+
+    def remove_stale_locks(self) -> int:
+        """Remove the lock files no live process holds (left by killed workers); returns how many."""
+        if not self.locks_dir.is_dir():
+            return 0
+        removed = 0
+        for p in self.locks_dir.glob("*.lock"):
+            try:
+                with self.unheld(p.stem) as free:
+                    removed += free
+            except OSError:
+                pass
+        return removed
 
     def check(self, key: str) -> CacheEntry:
-        """Load and validate the record of ``key``."""
+        """Load and validate the record of ``key`` (never raises for a bad file: it is ``corrupt``)."""
         path = self.path(key)
         try:
-            text = path.read_text(encoding="utf-8")
+            data = path.read_bytes()
         except FileNotFoundError:
             return CacheEntry(key, "missing", path=path)
         except OSError as exc:
-            return CacheEntry(key, "corrupt", problem=f"unreadable ({exc.strerror})", path=path)
-        try:
-            record = json.loads(text)
-        except ValueError as exc:
-            kind = "empty file" if not text.strip() else f"truncated or invalid JSON ({exc})"
-            return CacheEntry(key, "corrupt", problem=kind, path=path)
-        problem = validate_record(record, key)
+            return CacheEntry(key, "corrupt", problem=f"unreadable ({exc.strerror or exc})", path=path)
+        record, problem = _decode(data)
+        problem = problem or validate_record(record, key)
         if problem:
             return CacheEntry(key, "corrupt", record=None, problem=problem, path=path)
         return CacheEntry(key, record["status"], record=record, path=path)
+
+    def set_aside(self, key: str) -> Optional[Path]:
+        """Rename an unusable record to ``<key>.json.corrupt`` (replacing an older one); returns the new
+        path, or ``None`` when there was nothing to move."""
+        path = self.path(key)
+        if not os.path.lexists(path):
+            return None
+        target = path.with_name(path.name + CORRUPT_SUFFIX)
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif os.path.lexists(target):
+            target.unlink()
+        os.replace(path, target)
+        return target
 
     def write(self, record: dict) -> Path:
         """Write ``record`` (which must validate) atomically under its key."""
@@ -168,15 +242,22 @@ class ResultCache:
         return atomic_write(self.path(key), text)
 
     def remove_stale_temp(self, max_age_s: float = 3600.0) -> int:
-        """Delete temp files of writers killed mid-write (older than ``max_age_s``); returns how many."""
+        """Delete temp files of writers killed mid-write; returns how many.  A writer holds its cell's lock,
+        so a temp file whose lock no live process holds is stale; any older than ``max_age_s`` is too."""
         if not self.dir.is_dir():
             return 0
         removed, now = 0, time.time()
         for p in self.dir.glob(".*.json.*.tmp"):
+            key = p.name[1:].split(".json.", 1)[0]
             try:
                 if now - p.stat().st_mtime > max_age_s:
                     p.unlink()
                     removed += 1
+                    continue
+                with self.unheld(key) as free:
+                    if free:
+                        p.unlink()
+                        removed += 1
             except OSError:
                 pass
         return removed

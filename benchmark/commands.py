@@ -18,7 +18,7 @@ def _log(msg: str) -> None:
 def _fewshot_args(p: argparse.ArgumentParser) -> None:
     add_data_args(p)
     add_fewshot_args(p)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object, the last line of stdout")
 
 
 def _fewshot_run(args) -> int:
@@ -48,7 +48,7 @@ command("fewshot", "draw a few-sample set and print its class counts and indices
 # ----------------------------------------------------------------------------------------------- run
 def _cell_args(p: argparse.ArgumentParser) -> None:
     add_data_args(p)
-    p.add_argument("--arch", required=True)
+    p.add_argument("--arch", required=True, help="architecture, e.g. resnet32 | vgg16 | resnet34 | demo_vgg")
     add_fewshot_args(p)
     p.add_argument("--method", required=True, help="cd | fskd | mir | practise")
     p.add_argument("--oe", default="none", help="none | full | no-comp | no-ft | ft-only")
@@ -59,7 +59,7 @@ def _cell_args(p: argparse.ArgumentParser) -> None:
                    help="override a hyperparameter, e.g. --set mir.iters=500 --set oe.lambda=0.5 (see `params`)")
     p.add_argument("--ood", default=None, help="OOD source (default per dataset; same as --set oe.ood=)")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object, the last line of stdout")
 
 
 def cell_from_args(args) -> dict:
@@ -121,6 +121,10 @@ def _teacher_train(args, spec, device) -> dict:
     recipe = trained_recipe(args.dataset, args.arch, overrides)
     ident = resolve_teacher(args.dataset, args.arch, args.data_root, None, "auto", overrides, precision)
     out = Path(args.out) if args.out else trained_teacher_path(ident["key"])
+    if out.is_dir():
+        raise UserError(f"--out {out} is a directory: pass the path of the checkpoint file to write")
+    from .preflight import check_writable_dir
+    check_writable_dir(out.parent, "--out")
     _log(f"training {args.arch} on {args.dataset} with {recipe.name} ({recipe.epochs} epochs, {precision}) -> {out}")
     meta = train_and_save(args.dataset, args.arch, args.data_root, recipe, out, device, precision, _log,
                           progress=not args.no_progress, max_epochs_this_run=args.max_epochs)
@@ -178,7 +182,7 @@ command("teacher", "train (resumable, cached) or evaluate a teacher")((_teacher_
 # -------------------------------------------------------------------------------------------- params
 def _params_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--method", default=None, help="only this method's parameters")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object, the last line of stdout")
 
 
 def _params_run(args) -> int:
@@ -193,15 +197,15 @@ def _params_run(args) -> int:
         spaces = {args.method: METHODS.get(args.method).params}
     spaces.update({"finetune": FINETUNE_PARAMS, "oe": OE_PARAMS})
     if args.json:
-        emit_json({ns: {n: {"default": p.default, "schedules": dict(p.schedules), "doc": p.doc}
-                        for n, p in ps.items()} for ns, ps in spaces.items()})
+        emit_json({ns: {n: {"default": p.default, "schedules": dict(p.schedules), "doc": p.doc,
+                            "accepts": p.accepts()} for n, p in ps.items()} for ns, ps in spaces.items()})
     else:
         for ns, ps in spaces.items():
             print("\n".join(describe(ns, ps)))
     return 0
 
 
-command("params", "list every hyperparameter name, default and schedule value")((_params_args, _params_run))
+command("params", "list every hyperparameter name, default, schedule value and range")((_params_args, _params_run))
 
 
 # --------------------------------------------------------------------------------------------- sweep

@@ -22,8 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from .cli import command, emit_json
 
 REPO = Path(__file__).resolve().parents[1]
@@ -42,6 +40,8 @@ def _timeit(fn, repeat: int = 3) -> float:
 def eval_throughput(arch: str, model: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor, norm,
                     batch: int = 500) -> list[dict]:
     """Images/s and top-1 of the evaluation modes on the whole test set (best of 3 passes)."""
+    import torch
+
     from oefsmc.core.evaluate import predict
     model = model.eval()
     rows = []
@@ -179,12 +179,15 @@ def _add(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data-root", default=str(default_root), help="CIFAR-10 arrays (../shared/data layout)")
     p.add_argument("--teacher", default=None, help="ResNet-32 CIFAR-10 checkpoint (default: the published one)")
     p.add_argument("--skip", action="append", default=[], choices=["eval", "teacher", "methods", "demo"],
-                   help="leave out a group of rows (repeatable)")
+                   help="leave out a part: eval (throughput), teacher (training throughput), methods (per-method "
+                        "cost), demo (the demo sweep); repeatable")
     p.add_argument("--jobs", type=int, default=2, help="workers for the demo Table 2 sweep")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
 
 
 def _run(args) -> int:
+    import torch
+
     from oefsmc.errors import UserError
     teacher = args.teacher or next(iter(sorted((Path(args.data_root) / "teachers").glob("cifar10_resnet32-*.th"))),
                                    None)

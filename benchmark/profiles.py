@@ -250,7 +250,7 @@ def parse_teachers(items: Optional[list[str]]) -> dict[str, str]:
 def get_profile(name: str, data_root: Optional[str] = None, teachers: Optional[list[str]] = None) -> Profile:
     """Build profile ``name`` with the command line's ``--data-root`` / ``--teacher`` applied.
 
-    A bare ``--teacher PATH`` applies to every run dataset of the profile.
+    A bare ``--teacher PATH`` applies to every run dataset of the profile; ``DATASET=PATH`` must name one.
     """
     if name not in PROFILES:
         raise UserError(f"unknown profile {name!r}; choose one of: {', '.join(PROFILES)}")
@@ -258,6 +258,11 @@ def get_profile(name: str, data_root: Optional[str] = None, teachers: Optional[l
     parsed = parse_teachers(teachers)
     explicit = {k: v for k, v in parsed.items() if k != "*"}
     profile = PROFILES[name](root, explicit)
+    runs = sorted({m.dataset for m in profile.columns.values()})
+    for ds in explicit:
+        if ds not in runs:
+            raise UserError(f"--teacher {ds}={explicit[ds]}: the {name} profile runs no {ds} cells (it runs "
+                            f"{', '.join(runs)}): name one of those, or pass a bare --teacher PATH")
     if "*" in parsed:  # a bare PATH: every run dataset of the profile, unless named explicitly
         every = {m.dataset: parsed["*"] for m in profile.columns.values()}
         profile = PROFILES[name](root, {**every, **explicit})

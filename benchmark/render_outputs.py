@@ -13,9 +13,16 @@ Columns are named by what ran (the profile's column mapping), and Δ against the
 columns that run the paper's configuration (dataset, architecture and Num unchanged:
 :func:`paper_tables.render.is_paper_config`), with the 2·std flag; elsewhere the paper's number is context.
 A Table 2 render also writes one per-class figure per Table 2 column (``perclass_<column>.png/.pdf``).
+
+Only what the records support is rendered: a table or figure panel that no record supports is not
+written, and a table already on disk is never replaced by one that fewer runs support (its CSV's ``n``
+summed over the cells; e.g. a sweep whose cells failed, or ``--seeds 1`` beside a 3-seed table): it
+is kept, with one line saying so.
 """
 from __future__ import annotations
 
+import csv
+import io
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -25,7 +32,7 @@ import pandas as pd
 from paper_tables.claims import claim1_frame, claim2_frame, write_claims
 from paper_tables.perclass import class_counts, figure_name, perclass_frame, render_perclass
 from paper_tables.render import (ARCH_LABELS, DATASET_LABELS, column_label, is_paper_config, render_figure3,
-                                 render_table1, render_table2, write_table)
+                                 cells_csv, render_table1, render_table2, write_table)
 from paper_tables.reported import load_reported_table1, load_reported_table2
 
 from .cache import ResultCache
@@ -284,9 +291,43 @@ TABLES = {
 }
 
 
-def render_all(plan, cache: ResultCache, out_dir) -> dict[str, list[Path]]:
-    """Render every artifact of the plan into ``out_dir``; returns artifact -> written paths."""
+def csv_support(text: str) -> int:
+    """Runs behind a rendered table: its CSV's ``n`` summed over the ``ok`` cells (0 when unreadable)."""
+    try:
+        return sum(int(float(r["n"] or 0)) for r in csv.DictReader(io.StringIO(text)) if r.get("status") == "ok")
+    except (KeyError, ValueError, TypeError, csv.Error):
+        return 0
+
+
+def existing_support(out_dir: Path, name: str) -> int:
+    """:func:`csv_support` of ``<out_dir>/<name>.csv`` (0 when there is none or it cannot be read)."""
+    try:
+        return csv_support((out_dir / f"{name}.csv").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return 0
+
+
+def _skip_table(out_dir: Path, name: str, cells: pd.DataFrame, log: Callable[[str], None]) -> bool:
+    """True (with one line) when the table must not be written: no run supports it, or the one on
+    disk is supported by more runs."""
+    new, old = csv_support(cells_csv(cells)), existing_support(out_dir, name)
+    if new == 0:
+        log(f"not rendering {name}: no record supports any of its cells" + (
+            f" ({out_dir / (name + '.md')} kept)" if old else ""))
+        return True
+    if new < old:
+        log(f"kept {out_dir / (name + '.md')}: {old} runs support it, these records only {new} (render elsewhere "
+            "with --out-dir, or delete it to replace it)")
+        return True
+    return False
+
+
+def render_all(plan, cache: ResultCache, out_dir, log: Optional[Callable[[str], None]] = None
+               ) -> dict[str, list[Path]]:
+    """Render every artifact of the plan into ``out_dir`` (only what the records support, see the module
+    docstring); returns artifact -> written paths."""
     out_dir = Path(out_dir)
+    log = log or (lambda msg: None)
     records = load_records(plan, cache)
     runs = tidy_runs(plan, records)
     written: dict[str, list[Path]] = {}
@@ -298,6 +339,8 @@ def render_all(plan, cache: ResultCache, out_dir) -> dict[str, list[Path]]:
         cells = table.render(reported, runs if len(runs) else None, flag_2std=True, na=table.na(plan),
                              columns=plan.profile.columns)
         cells, dropped = drop_unrun_columns(cells, plan.profile)
+        if _skip_table(out_dir, name, cells, log):
+            continue
         caption = table.caption(plan, failed_count(plan, records, name)) + _dropped_note(dropped)
         written[name] = list(write_table(cells, out_dir, name, caption).values())
         claim = table.claim(runs if len(runs) else None, reported)
@@ -306,11 +349,15 @@ def render_all(plan, cache: ResultCache, out_dir) -> dict[str, list[Path]]:
             caption=claims_caption(plan, table.columns), columns=plan.profile.columns).values())
         written.update(table.figures(plan, runs, out_dir))
     from .render_studies import render_studies
-    written.update(render_studies(plan, records, out_dir, claims_caption(plan)))
+    written.update(render_studies(plan, records, out_dir, claims_caption(plan), log))
     fig = runs[runs["panel"].notna()][FIG_COLUMNS] if len(runs) else pd.DataFrame(columns=FIG_COLUMNS)
     for panel in "abcd":
-        if f"fig3{panel}" in plan.artifacts:
-            paths = render_figure3(panel, fig, out_dir, figure_caption(plan, panel))
-            written[f"fig3{panel}"] = list(paths.values())
+        if f"fig3{panel}" not in plan.artifacts:
+            continue
+        if not (fig["panel"] == panel).any():
+            log(f"not rendering fig3{panel}: no record supports it")
+            continue
+        paths = render_figure3(panel, fig, out_dir, figure_caption(plan, panel))
+        written[f"fig3{panel}"] = list(paths.values())
     return written
 

@@ -35,17 +35,22 @@ def study_runs(plan, records: dict, artifact: str) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def render_studies(plan, records: dict, out_dir: Path, caption: str) -> dict[str, list[Path]]:
+def render_studies(plan, records: dict, out_dir: Path, caption: str, log=None) -> dict[str, list[Path]]:
+    """Render the studies of the plan; a study no record supports is not written (nor overwritten)."""
+    log = log or (lambda msg: None)
     written: dict[str, list[Path]] = {}
-    if "table2-protocols" in plan.artifacts:
+    for artifact in ("table2-protocols", "selection-bias"):
+        if artifact in plan.artifacts and not len(study_runs(plan, records, artifact)):
+            log(f"not rendering {artifact}: no record supports it")
+    if "table2-protocols" in plan.artifacts and len(study_runs(plan, records, "table2-protocols")):
         runs = study_runs(plan, records, "table2-protocols")
-        frame = claim2_protocols_frame(runs if len(runs) else None, load_reported_table2(), list(PROTOCOLS))
+        frame = claim2_protocols_frame(runs, load_reported_table2(), list(PROTOCOLS))
         text = protocols_markdown(frame, caption + " Protocols: " + "; ".join(
             f"{name} = {over or 'the suite defaults'}" for name, over in PROTOCOLS.items()) + ".")
         written["claim2_protocols"] = list(write_markdown_csv(out_dir, "claim2_protocols", text, frame).values())
-    if "selection-bias" in plan.artifacts:
+    if "selection-bias" in plan.artifacts and len(study_runs(plan, records, "selection-bias")):
         runs = study_runs(plan, records, "selection-bias")
-        frame = selection_bias_frame(runs if len(runs) else None)
+        frame = selection_bias_frame(runs)
         text = selection_bias_markdown(frame, caption)
         written["selection_bias"] = list(write_markdown_csv(out_dir, "selection_bias", text, frame).values())
     return written

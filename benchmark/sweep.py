@@ -17,8 +17,9 @@ retried after the first pass with a blocking lock, and the other sweep's record 
 any point (even SIGKILL) leaves only complete records: the rerun computes the rest.
 
 Test-only hook: ``OEFSMC_FAKE_PIPELINE=<module>`` makes the sweep use ``<module>.resolve_config`` /
-``<module>.run_config`` (and ``<module>.not_applicable_reason`` if defined) instead of
-:mod:`oefsmc.pipeline`.  The tests use it to run sweeps in subprocesses with a fake, fast runner.
+``<module>.run_config`` (and ``<module>.not_applicable_reason`` / ``<module>.check_teacher`` if defined)
+instead of :mod:`oefsmc.pipeline`.  The tests use it to run sweeps in subprocesses with a fake, fast
+runner.
 """
 from __future__ import annotations
 
@@ -38,14 +39,17 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Optional, Union
 
-from oefsmc.errors import UserError
+from oefsmc.errors import InputError, UserError
 
-from .cache import RESULTS_SCHEMA_VERSION, CacheEntry, ResultCache, canonical_json, cell_key, _json_default
+from .cache import (CORRUPT_SUFFIX, RESULTS_SCHEMA_VERSION, CacheEntry, ResultCache, _json_default, canonical_json,
+                    cell_key)
 from .grids import GridEntry, artifacts_for, build_grid
 from .profiles import (DEFAULT_PROFILE, PAPER_ARCH_LABELS, PAPER_COLUMNS, PAPER_DATASET_LABELS, PROFILES,
                        Profile, get_profile)
 
 DEFAULT_PIPELINE = "oefsmc.pipeline"
+#: Hooks of the default pipeline that live beside it rather than in it.
+DEFAULT_EXTRAS = {"check_teacher": "oefsmc.teacher_store:check_teacher"}
 #: Test-only: a module providing resolve_config / run_config (/ not_applicable_reason) to use instead.
 FAKE_PIPELINE_ENV = "OEFSMC_FAKE_PIPELINE"
 
@@ -84,11 +88,14 @@ class Hooks:
 
     A method that does not apply to an architecture is reported either by ``not_applicable`` or by
     ``resolve`` raising a :class:`UserError` subclass named ``NotApplicable`` (the pipeline's way).
+    ``check_teacher(dataset, arch, path)`` raises a one-line :class:`UserError` for a checkpoint that
+    cannot serve as the teacher of (dataset, arch); the sweep calls it once per teacher, before planning.
     """
 
     resolve: Callable[[dict], dict]
     run: Runner
     not_applicable: Callable[[dict], Optional[str]] = lambda cell: None
+    check_teacher: Callable[[str, str, str], None] = lambda dataset, arch, path: None
 
 
 def default_hooks() -> Hooks:
@@ -103,7 +110,15 @@ def default_hooks() -> Hooks:
         fn = getattr(_import_pipeline(module), "not_applicable_reason", None)
         return fn(cell) if fn else None
 
-    return Hooks(resolve=resolve, run=f"{module}:run_config", not_applicable=not_applicable)
+    def check_teacher(dataset: str, arch: str, path: str) -> None:
+        fn = getattr(_import_pipeline(module), "check_teacher", None)
+        if fn is None and module == DEFAULT_PIPELINE:
+            fn = load_callable(DEFAULT_EXTRAS["check_teacher"])
+        if fn is not None:
+            fn(dataset, arch, path)
+
+    return Hooks(resolve=resolve, run=f"{module}:run_config", not_applicable=not_applicable,
+                 check_teacher=check_teacher)
 
 
 # ============================================================================ planning
@@ -191,6 +206,7 @@ def plan_sweep(entries: Iterable[GridEntry], profile: Profile, hooks: Hooks,
     ``NotApplicable`` error from ``resolve``); a cell that ``resolve`` rejects with any other
     :class:`UserError` (bad input, missing data or teacher) is ``skipped`` with that message; any other
     exception from ``resolve`` (a bug) makes the cell an ``error`` (counted as failed), logged once.
+    An :class:`InputError` (e.g. a corrupt data file) stops the planning: no cell can run with it.
     """
     entries = list(entries)
     resolve = _memo(hooks.resolve)
@@ -205,6 +221,8 @@ def plan_sweep(entries: Iterable[GridEntry], profile: Profile, hooks: Hooks,
             continue
         try:
             cell, resolved = normalise_cell(e.cell, resolve)
+        except InputError:
+            raise
         except UserError as exc:
             kind = "na" if type(exc).__name__ == "NotApplicable" else "skipped"
             keys.append(None), reasons.append(str(exc)), kinds.append(kind)
@@ -350,9 +368,11 @@ def compute_cell(task: dict) -> dict:
             err = (entry.record or {}).get("error", {})
             return {"key": task["key"], "status": "failed", "error": err.get("message", ""),
                     "error_type": err.get("type", "")}
+        if entry.state == "corrupt":
+            cache.set_aside(task["key"])  # announced by the parent (execute); kept for inspection
         return _compute(task, cache)
     finally:
-        lock.release()
+        cache.release(lock)
 
 
 # ============================================================================ execution
@@ -449,7 +469,7 @@ def execute(plan: Plan, cache: ResultCache, runner: Runner, *, n_jobs: int = 1, 
         entry = cache.check(job.key)
         if entry.state == "corrupt":
             result.corrupt.append(job.key)
-            _log(f"{entry.path}: {entry.problem}; recomputing")
+            _log(f"{entry.path}: {entry.problem}; set aside as {entry.path.name}{CORRUPT_SUFFIX}, recomputing")
         if entry.state == "ok" and not force:
             result.precached += 1
         else:
@@ -462,7 +482,10 @@ def execute(plan: Plan, cache: ResultCache, runner: Runner, *, n_jobs: int = 1, 
     } for j in _order(todo)]
     if tasks:
         with _backend(backend) as address:
-            _run_tasks(tasks, result, n_jobs, address is not None, progress, plan.profile.name)
+            _run_tasks(tasks, result, min(n_jobs, len(tasks)) if n_jobs > 0 else n_jobs, address is not None,
+                       progress, plan.profile.name)
+    cache.remove_stale_temp()
+    cache.remove_stale_locks()
     result.wall_s = time.time() - t_start
     return result
 
@@ -535,6 +558,7 @@ def run_sweep(cells: Iterable[Union[GridEntry, dict]], *, profile: Union[Profile
 # ============================================================================ the command line
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``sweep`` subcommand's options to ``parser``."""
+    from .cli import bounded
     parser.add_argument("--table", action="append", choices=["1", "2"], help="Table 1 or 2 (repeatable)")
     parser.add_argument("--figure", action="append", choices=["3a", "3b", "3c", "3d", "all"],
                         help="a Figure 3 panel, or all four (repeatable)")
@@ -543,10 +567,10 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                              "selection-bias: the oracle-test DIAGNOSTIC (selection_bias.md; never in a table)")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES),
                         help="demo (default: offline, CPU, minutes) | cifar10-real | paper")
-    parser.add_argument("--jobs", type=int, default=None, metavar="N",
-                        help="parallel worker processes (default: the number of CPU cores; with dask, "
-                             "every worker of the cluster)")
-    parser.add_argument("--seeds", type=int, default=None, metavar="K",
+    parser.add_argument("--jobs", type=bounded(int, 1, MAX_JOBS), default=None, metavar="N",
+                        help="parallel worker processes (default: the number of CPU cores; with dask, every "
+                             "worker of the cluster); never more than the cells to compute")
+    parser.add_argument("--seeds", type=bounded(int, 1, MAX_SEEDS, " (the paper uses 5)"), default=None, metavar="K",
                         help="run seeds 0..K-1 (default: the profile's, demo 3 / paper 5)")
     parser.add_argument("--backend", default="loky", metavar="loky|dask://HOST:PORT",
                         help="loky (local processes, default) or an existing dask.distributed scheduler "
@@ -554,20 +578,28 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--data-root", default=None, metavar="DIR",
                         help="dataset root (cifar10-real default: ../shared/data; paper default: ./data)")
     parser.add_argument("--teacher", action="append", default=None, metavar="[DATASET=]PATH",
-                        help="teacher checkpoint; a bare PATH applies to every dataset of the profile")
+                        help="teacher checkpoint, checked before any work; a bare PATH applies to every dataset "
+                             "of the profile, DATASET=PATH to one it runs (repeatable)")
     parser.add_argument("--dry-run", action="store_true",
-                        help="list the cells and what is cached; compute nothing")
+                        help="list the cells and what is cached; compute nothing (same checks and exit code as "
+                             "the real run, as far as they are known before computing)")
     parser.add_argument("--force", action="store_true", help="recompute every cell, cached or not")
     parser.add_argument("--results-dir", default="results", metavar="DIR",
                         help="records go to DIR/<profile>/<key>.json (default: results)")
     parser.add_argument("--out-dir", default=str(Path("paper_tables") / "out"), metavar="DIR",
-                        help="tables and figures go to DIR/<profile>/ (default: paper_tables/out)")
+                        help="tables and figures go to DIR/<profile>/ (default: paper_tables/out); a table is "
+                             "never replaced by one that fewer runs support")
     parser.add_argument("--no-render", action="store_true", help="do not render tables / figures")
     parser.add_argument("--render-only", action="store_true",
                         help="compute nothing: render the tables / figures from the records already cached")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.add_argument("--json", action="store_true", help="print a JSON summary as the last line of stdout")
     return parser
+
+
+#: Upper bounds of --seeds / --jobs (memory and processes follow from them).
+MAX_SEEDS = 1000
+MAX_JOBS = 1024
 
 
 def _default_jobs() -> int:
@@ -582,6 +614,9 @@ def print_dry_run(plan: Plan, cache: ResultCache) -> Counter:
     for job in _order(plan.jobs.values()):
         entry = cache.check(job.key)
         states[entry.state] += 1
+        if entry.state == "corrupt":
+            _log(f"{entry.path}: {entry.problem}; a real run sets it aside as {entry.path.name}{CORRUPT_SUFFIX} "
+                 "and recomputes it")
         arts = ",".join(sorted({e.tag.get("artifact", "?") for e in job.entries}))
         print(f"{job.key:<20}  {entry.state:<8}  {job.label()}  [{arts}]")
     na = {(e.cell["method"], e.cell["arch"], r) for e, k, r in zip(plan.entries, plan.entry_kinds,
@@ -592,18 +627,19 @@ def print_dry_run(plan: Plan, cache: ResultCache) -> Counter:
 
 
 def plan_from_args(args: argparse.Namespace) -> tuple[Plan, ResultCache, int]:
-    """The plan, the cache and the number of jobs that the command line asks for."""
+    """The plan, the cache and the number of jobs that the command line asks for, after every check that
+    can be made before any work (:mod:`benchmark.preflight`; the teachers once, before planning)."""
+    from .preflight import check_arguments, check_teachers
     artifacts = artifacts_for(args.table, args.figure, getattr(args, "study", None))
     profile = get_profile(args.profile, args.data_root, args.teacher)
-    n_seeds = profile.n_seeds if args.seeds is None else args.seeds
-    if n_seeds < 1:
-        raise UserError(f"--seeds {args.seeds}: must be at least 1")
+    check_arguments(args, profile)
     dask = _dask_address(args.backend) is not None
     n_jobs = args.jobs if args.jobs is not None else (-1 if dask else _default_jobs())
-    if n_jobs < 1 and n_jobs != -1:
-        raise UserError(f"--jobs {args.jobs}: must be at least 1")
-    seeds = list(range(n_seeds))
-    plan = plan_sweep(build_grid(artifacts, profile, seeds), profile, default_hooks(), artifacts, seeds)
+    seeds = list(range(profile.n_seeds if args.seeds is None else args.seeds))
+    entries = build_grid(artifacts, profile, seeds)
+    hooks = default_hooks()
+    check_teachers((e.cell for e in entries), hooks.check_teacher)
+    plan = plan_sweep(entries, profile, hooks, artifacts, seeds)
     return plan, ResultCache(args.results_dir, profile.name), n_jobs
 
 
@@ -620,6 +656,14 @@ def _plan_summary(plan: Plan, cache: ResultCache, dry_run: bool) -> dict[str, An
     }
 
 
+def plan_exit_code(plan: Plan, summary: dict) -> int:
+    """The exit code that the plan alone decides, the same for a dry run and a real run: 1 when a cell
+    could not be resolved (a bug), when nothing can run, or when a cell is skipped outside a profile
+    that expects skips (``paper``: a column without data or teacher); else 0."""
+    bad_skip = summary["skipped"] and (not plan.profile.skip_missing or not plan.jobs)
+    return 1 if summary["resolve_errors"] or bad_skip or not plan.jobs else 0
+
+
 def _dry_run(plan: Plan, cache: ResultCache, force: bool, summary: dict) -> int:
     states = print_dry_run(plan, cache)
     summary.update(cached=states["ok"], failed=states["failed"], corrupt=states["corrupt"],
@@ -628,13 +672,16 @@ def _dry_run(plan: Plan, cache: ResultCache, force: bool, summary: dict) -> int:
           f"{states['failed']} failed, {states['corrupt']} corrupt, {states['missing']} missing; "
           f"{summary['to_compute']} would be computed; {summary['skipped']} skipped, "
           f"{summary['not_applicable']} not applicable")
-    return 1 if summary["resolve_errors"] else 0
+    return plan_exit_code(plan, summary)
+
+
+def _supported(plan: Plan, cache: ResultCache) -> int:
+    """How many of the plan's cells have an ok record (what a render could show)."""
+    return sum(1 for key in plan.jobs if cache.check(key).state == "ok")
 
 
 def _run_and_render(plan: Plan, cache: ResultCache, n_jobs: int, args: argparse.Namespace,
                     summary: dict) -> int:
-    if not plan.jobs and not summary["skipped"]:
-        _log("nothing to run")
     result = execute(plan, cache, default_hooks().run, n_jobs=n_jobs, backend=args.backend, force=args.force,
                      progress=not args.no_progress)
     counts = result.counts()
@@ -646,18 +693,34 @@ def _run_and_render(plan: Plan, cache: ResultCache, n_jobs: int, args: argparse.
         _log(f"failed {o['key']}: {o.get('error_type', '')}: {o.get('error', '')}")
     if len(failures) > 10:
         _log(f"... and {len(failures) - 10} more failed cells (see their records)")
+    rendered = ""
     if not args.no_render:
-        _render(plan, cache, args, summary)
+        rendered = _render_if_supported(plan, cache, args, summary, counts["done"] + counts["cached"])
     print(f"{plan.profile.name}: {len(plan.jobs)} unique cells: {counts['done']} computed, "
           f"{counts['cached']} cached, {summary['failed']} failed, {summary['skipped']} skipped, "
-          f"{summary['not_applicable']} not applicable ({result.wall_s:.1f} s)")
-    bad_skip = summary["skipped"] and (not plan.profile.skip_missing or not plan.jobs)
-    return 1 if summary["failed"] or bad_skip else 0
+          f"{summary['not_applicable']} not applicable ({result.wall_s:.1f} s){rendered}")
+    return max(plan_exit_code(plan, summary), 1 if summary["failed"] else 0)
+
+
+def _render_if_supported(plan: Plan, cache: ResultCache, args: argparse.Namespace, summary: dict,
+                         supported: int) -> str:
+    """Render unless no cell of the plan has a record (then the outputs are left as they were); returns
+    a note for the summary line."""
+    if not supported:
+        summary["outputs"] = {}
+        return f"; nothing rendered (no cell has a record), {Path(args.out_dir) / plan.profile.name} left as it was"
+    _render(plan, cache, args, summary)
+    return ""
 
 
 def _render(plan: Plan, cache: ResultCache, args: argparse.Namespace, summary: dict) -> None:
     from .render_outputs import render_all
-    outputs = render_all(plan, cache, Path(args.out_dir) / plan.profile.name)
+    out_dir = Path(args.out_dir) / plan.profile.name
+    try:
+        outputs = render_all(plan, cache, out_dir, log=_log)
+    except OSError as exc:
+        raise UserError(f"cannot write the outputs to {out_dir} ({exc.strerror or exc}): pass a writable --out-dir "
+                        "DIR and rerun with --render-only") from None
     summary["outputs"] = {k: [str(p) for p in v] for k, v in outputs.items()}
     for name, paths in summary["outputs"].items():
         _log(f"wrote {name}: {', '.join(paths)}")
@@ -665,19 +728,21 @@ def _render(plan: Plan, cache: ResultCache, args: argparse.Namespace, summary: d
 
 def _render_only(plan: Plan, cache: ResultCache, args: argparse.Namespace, summary: dict) -> int:
     """Render from the cached records; cells without a record show as missing (for long, partial sweeps)."""
-    present = sum(1 for key in plan.jobs if cache.check(key).state == "ok")
-    _render(plan, cache, args, summary)
-    print(f"{plan.profile.name}: {len(plan.jobs)} unique cells, {present} with a record; rendered without computing")
-    return 0
+    present = _supported(plan, cache)
+    note = _render_if_supported(plan, cache, args, summary, present)
+    print(f"{plan.profile.name}: {len(plan.jobs)} unique cells, {present} with a record; rendered without "
+          f"computing{note}")
+    return 0 if present else 1
 
 
 def run_sweep_command(args: argparse.Namespace) -> int:
-    """``python -m benchmark sweep``: plan, then dry-run or execute + render, then summarise.
+    """``python -m benchmark sweep``: check, plan, then dry-run or execute + render, then summarise.
 
-    Exit code 0 when no cell failed and, outside the ``paper`` profile (where a column without data or
-    teacher is expected to be skipped, as long as something runs), no cell was skipped; 1 otherwise.
-    Human-readable lines go to
-    stdout, progress and diagnostics to stderr; with ``--json`` the last stdout line is the summary.
+    Exit code 2 for bad input found before any work (one line); 1 when a cell failed or nothing could
+    run, or, outside the ``paper`` profile (where a column without data or teacher is expected to be
+    skipped, as long as something runs), a cell was skipped; 0 otherwise.  A dry run returns what the
+    real run would, failures of cells aside.  Human-readable lines go to stdout, progress and
+    diagnostics to stderr; with ``--json`` the last stdout line is the summary.
     """
     t0 = time.time()
     plan, cache, n_jobs = plan_from_args(args)
@@ -697,15 +762,20 @@ def run_sweep_command(args: argparse.Namespace) -> int:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Stand-alone entry (``python -m benchmark.sweep``); ``python -m benchmark sweep`` is the usual one."""
-    parser = add_sweep_arguments(argparse.ArgumentParser(prog="python -m benchmark sweep",
-                                                         description=__doc__.split("\n")[0]))
-    args = parser.parse_args(argv)
-    try:
+    """Stand-alone entry (``python -m benchmark.sweep``), the same as ``python -m benchmark sweep``."""
+    from .cli import PROG_ENV, Parser, _debug_wanted, add_debug_flag, guarded
+    argv = list(sys.argv[1:] if argv is None else argv)
+
+    def run() -> int:
+        parser = Parser(prog=os.environ.get(PROG_ENV) or "python -m benchmark sweep",
+                        description=__doc__.split("\n")[0])
+        add_debug_flag(add_sweep_arguments(parser), top=True)
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as exc:  # --help (0) or a one-line command-line error (2), already printed
+            return exc.code if isinstance(exc.code, int) else 2
         return run_sweep_command(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    return guarded(run, _debug_wanted(argv))
 
 
 if __name__ == "__main__":

@@ -92,6 +92,21 @@ def get_teacher(resolved: dict, device: torch.device, log=None) -> Teacher:
     return teacher
 
 
+def check_teacher(dataset: str, arch: str, path: str, normalization: str = "auto") -> None:
+    """Before any work (the sweep's check, once per teacher): the checkpoint at ``path`` exists, is a
+    plain-tensor state dict that fits ``arch`` on ``dataset``, and its sidecar (if any) names the same
+    dataset and architecture.  Raises a one-line :class:`~oefsmc.errors.UserError` naming the fix."""
+    from .errors import InputError
+    from .models.teacher import read_sidecar
+    spec = DATASETS.get(dataset)
+    meta = read_sidecar(Path(path)) if Path(path).is_file() else {}
+    for field_, want in (("dataset", dataset), ("arch", arch)):
+        if meta.get(field_, want) != want:
+            raise InputError(f"--teacher {path} is a {meta.get('arch')} teacher of {meta.get('dataset')} (says its "
+                             f"sidecar), not of {arch} on {dataset}: pass the teacher of this column")
+    load_teacher_file(path, arch, spec.num_classes, spec.channels, normalization, "cpu")
+
+
 def trained_teacher_path(key: str) -> Path:
     return cache_dir() / "teachers" / f"{key}.pt"
 

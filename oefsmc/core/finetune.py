@@ -37,25 +37,27 @@ from typing import Callable, Optional
 import torch
 import torch.nn as nn
 
-from .params import Param
+from .params import Param, between, positive
 from .stage_data import StageData
 
 FINETUNE_PARAMS = {
     "optimizer": Param("sgd", "optimizer (Sec. 5.1 names none; chosen by the fine-tuning study, "
                               "docs/REPRODUCTION_NOTES.md section 4)", choices=("sgd", "adam")),
-    "lr": Param(5e-4, "learning rate (OE-FSMC Sec. 5.1)"),
-    "momentum": Param(0.9, "SGD momentum (optimizer=sgd only; ours)"),
-    "batch_size": Param(128, "few-sample batch size (Sec. 5.1); the auxiliary batch has the same size"),
-    "max_iters": Param(300, "upper bound on iterations (ours)", {"demo": 60}),
-    "patience": Param(30, "early stopping: iterations without monitor improvement (ours)", {"demo": 15}),
-    "eval_every": Param(5, "iterations between monitor evaluations", {"demo": 5}),
-    "weight_decay": Param(0.0, "weight decay (ours; the paper states none)"),
+    "lr": Param(5e-4, "learning rate (OE-FSMC Sec. 5.1)", range=positive(10)),
+    "momentum": Param(0.9, "SGD momentum (optimizer=sgd only; ours)", range=between(0, 0.999)),
+    "batch_size": Param(128, "few-sample batch size (Sec. 5.1); the auxiliary batch has the same size",
+                        range=between(1, 65536)),
+    "max_iters": Param(300, "upper bound on iterations (ours)", {"demo": 60}, range=between(0, 1e7)),
+    "patience": Param(30, "early stopping: iterations without monitor improvement (ours)", {"demo": 15},
+                      range=between(1, 1e7)),
+    "eval_every": Param(5, "iterations between monitor evaluations", {"demo": 5}, range=between(1, 1e7)),
+    "weight_decay": Param(0.0, "weight decay (ours; the paper states none)", range=between(0, 1)),
     "monitor": Param("few_loss", "early-stopping monitor, computed on few-sample(+aux) data only",
                      choices=("train_loss", "few_loss", "few_acc", "holdout_loss")),
     "rel_tol": Param(0.01, "early stopping: an improvement counts when it beats the best by this fraction of "
-                           "its magnitude (ours; an absolute 1e-6 picked steps by noise)"),
+                           "its magnitude (ours; an absolute 1e-6 picked steps by noise)", range=between(0, 1)),
     "holdout": Param(0.2, "monitor=holdout_loss only: fraction of each class's few samples held out of "
-                          "fine-tuning (classes with one sample keep it for training)"),
+                          "fine-tuning (classes with one sample keep it for training)", range=between(0, 1)),
     "augment": Param(True, "random crop + flip on training batches (CIFAR standard)", {"demo": False}),
     "forward": Param("joint", "few-sample and auxiliary images in one concatenated forward pass "
                      "(Open-Sampling; BN sees both) or separate passes", choices=("joint", "separate")),

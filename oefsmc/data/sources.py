@@ -21,7 +21,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
-from ..errors import UserError
+from ..errors import InputError, UserError
 from ..registry import Registry
 from .imageset import ImageSet, fingerprint
 
@@ -47,11 +47,40 @@ def cache_dir() -> Path:
     return path
 
 
+ARRAY_FIELDS = ("images", "labels", "classes")
+
+
+def corrupt_data(path: Path, problem: str) -> InputError:
+    """The one-line error for a data file that exists but cannot be used: which file, what, and the fix."""
+    readme = path.parent.parent / "README.md"
+    where = f" ({readme})" if readme.is_file() else ""
+    return InputError(f"corrupt data file {path}: {problem}; check its md5 against the data README{where} and copy "
+                      "it again, or delete it and re-download with --download")
+
+
+def _read_arrays(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """images, labels, classes of an array file; any failure to read it is a :func:`corrupt_data` error."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            missing = [k for k in ARRAY_FIELDS if k not in z.files]
+            if missing:
+                raise corrupt_data(path, f"it has no {' / '.join(missing)} array (has: {', '.join(z.files)})")
+            images, labels, classes = np.ascontiguousarray(z["images"]), z["labels"], [str(c) for c in z["classes"]]
+    except InputError:
+        raise
+    except Exception as exc:  # noqa: BLE001  (BadZipFile, zlib / pickle / EOF errors ...: unreadable)
+        detail = " ".join(str(exc).split(". ")[0].split())[:100]
+        raise corrupt_data(path, f"truncated, or not a .npz archive ({type(exc).__name__}: {detail})") from None
+    if images.ndim not in (3, 4) or images.dtype != np.uint8 or labels.ndim != 1 or len(labels) != len(images):
+        raise corrupt_data(path, f"images {images.dtype} {list(images.shape)} and labels {list(labels.shape)} are not "
+                                 "uint8 N x H x W (x C) images with N labels")
+    return images, labels, classes
+
+
 def _from_arrays(path: Path) -> ImageSet:
-    with np.load(path, allow_pickle=False) as z:
-        images = torch.from_numpy(np.ascontiguousarray(z["images"]))
-        labels = torch.from_numpy(z["labels"].astype(np.int64))
-        classes = [str(c) for c in z["classes"]]
+    images_np, labels_np, classes = _read_arrays(path)
+    images = torch.from_numpy(images_np)
+    labels = torch.from_numpy(labels_np.astype(np.int64))
     if images.ndim == 3:
         images = images[..., None]
     return ImageSet(images, labels, classes, f"npz:{path}", fingerprint(images, labels))
@@ -77,6 +106,9 @@ def _load_cifar(dataset: str, root: Optional[str], split: str, download: bool) -
     try:
         ds = cls(tv_root, train=(split == "train"), download=download)
     except RuntimeError:  # "Dataset not found or corrupted"
+        if folder.is_dir():
+            raise InputError(f"corrupt {dataset} files in {folder} (torchvision's md5 check failed): delete {folder} "
+                             "and re-download with --download") from None
         raise _no_data(dataset, root) from None
     except Exception as exc:  # URLError etc.: the download failed
         raise UserError(f"could not download {dataset} ({type(exc).__name__}): pass --data-root DIR with the "
@@ -140,6 +172,8 @@ def load_split(dataset: str, root: Optional[str], split: str, download: bool = F
         raise ValueError(split)
     if root is not None and not Path(root).exists():
         raise UserError(f"--data-root {root} does not exist: pass an existing directory")
+    if root is not None and not Path(root).is_dir():
+        raise UserError(f"--data-root {root} is a file, not a directory: pass the directory holding the data")
     data = spec.load(root, split, download)
     if data.num_classes != spec.num_classes:
         raise UserError(f"{dataset} at {data.source} has {data.num_classes} classes, expected {spec.num_classes}")

@@ -20,7 +20,7 @@ import torch
 import torch.nn as nn
 
 from ..atomic import atomic_write, atomic_write_bytes
-from ..errors import UserError
+from ..errors import InputError, UserError
 from ..registry import Registry
 from .registry import build_model
 from .teacher_training import TRAINER_VERSION, train_teacher  # noqa: F401  (re-exported)
@@ -65,21 +65,36 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+def check_checkpoint_path(path: Path) -> None:
+    """One line naming the fix unless ``path`` is a file: a missing path, or a directory (with the
+    checkpoints found in it)."""
+    if path.is_file():
+        return
+    if path.is_dir():
+        found = sorted(p.name for p in path.iterdir() if p.suffix in (".th", ".pt", ".pth"))[:3]
+        hint = f" (it holds {', '.join(found)})" if found else ""
+        raise UserError(f"--teacher {path} is a directory, not a checkpoint: pass the checkpoint file itself{hint}")
+    raise UserError(f"--teacher {path} does not exist: pass the path of a teacher checkpoint")
+
+
 def read_state_dict(path: Path) -> tuple[dict, dict]:
     """Read a checkpoint with ``weights_only=True``; returns (state_dict without ``module.``, extra fields)."""
-    if not path.is_file():
-        raise UserError(f"--teacher {path} does not exist: pass the path of a teacher checkpoint")
+    check_checkpoint_path(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise UserError(f"refusing to load {path}: it is not a plain-tensor checkpoint ({type(exc).__name__}); "
-                        "save its state_dict with torch.save(model.state_dict(), PATH)") from None
+        if "can still be loaded" not in str(exc):  # torch's words for "needs pickled code": else not a checkpoint
+            raise InputError(f"--teacher {path} is not a readable torch checkpoint (truncated or garbage: "
+                             f"{type(exc).__name__}): check the file or save it again with torch.save") from None
+        raise InputError(f"refusing to load {path}: it is not a plain-tensor checkpoint ({type(exc).__name__}); "
+                         "save its state_dict with torch.save(model.state_dict(), PATH)") from None
     extra = {}
     if isinstance(blob, dict) and "state_dict" in blob:
         extra = {k: v for k, v in blob.items() if k != "state_dict" and isinstance(v, (int, float, str))}
         blob = blob["state_dict"]
     if not isinstance(blob, dict) or not all(isinstance(v, torch.Tensor) for v in blob.values()):
-        raise UserError(f"{path} holds no state_dict of tensors")
+        raise InputError(f"--teacher {path} holds no state_dict of tensors: save one with "
+                         "torch.save(model.state_dict(), PATH)")
     state = {(k[7:] if k.startswith("module.") else k): v for k, v in blob.items()}
     return state, extra
 
@@ -87,18 +102,32 @@ def read_state_dict(path: Path) -> tuple[dict, dict]:
 def teacher_identity(path: str, normalization: str = "auto") -> dict:
     """Cheap identity of a checkpoint for cache keys: its sha256 and the normalisation it will use."""
     p = Path(path)
-    if not p.is_file():
-        raise UserError(f"--teacher {path} does not exist: pass the path of a teacher checkpoint")
+    check_checkpoint_path(p)
     return {"kind": "file", "path": str(p.resolve()), "sha256": sha256_file(p),
             "normalization": resolve_normalization(p, normalization)}
+
+
+def read_sidecar(path: Path) -> dict:
+    """The JSON sidecar ``<path>.json`` of a suite-trained teacher ({} when there is none)."""
+    sidecar = Path(str(path) + ".json")
+    if not sidecar.is_file():
+        return {}
+    try:
+        meta = json.loads(sidecar.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"teacher sidecar {sidecar} is unreadable ({type(exc).__name__}): delete it (the "
+                         "normalisation then defaults to imagenet) or write it again") from None
+    if not isinstance(meta, dict):
+        raise InputError(f"teacher sidecar {sidecar} is not a JSON object: delete it or write it again")
+    return meta
 
 
 def resolve_normalization(path: Path, requested: str) -> str:
     if requested != "auto":
         return requested
-    sidecar = Path(str(path) + ".json")
-    if sidecar.is_file():
-        return json.loads(sidecar.read_text())["normalization"]
+    sidecar = read_sidecar(path)
+    if "normalization" in sidecar:
+        return sidecar["normalization"]
     # akamaster/pytorch_resnet_cifar10 checkpoints (.th, DataParallel "module." keys) use ImageNet statistics
     return "imagenet"
 
@@ -108,10 +137,15 @@ def load_teacher_file(path: str, arch: str, num_classes: int, in_channels: int, 
     p = Path(path)
     state, extra = read_state_dict(p)
     model = build_model(arch, num_classes, in_channels)
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    fits = f"{p} does not fit --arch {arch} with {num_classes} classes and {in_channels} input channels"
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # size mismatch: another dataset (classes, channels) or width
+        first = next((ln.strip() for ln in str(exc).splitlines() if "size mismatch" in ln), "size mismatch")
+        raise InputError(f"{fits} ({first[:160]}): pass the teacher of this dataset and architecture") from None
     if missing or unexpected:
-        raise UserError(f"{p} does not fit --arch {arch} with {num_classes} classes "
-                        f"(missing {len(missing)} keys, unexpected {len(unexpected)}): check --arch/--dataset")
+        raise InputError(f"{fits} (missing {len(missing)} keys, unexpected {len(unexpected)}): check --arch/--dataset "
+                         "or pass the teacher of this architecture")
     model.to(device).eval()
     return Teacher(model, resolve_normalization(p, normalization), teacher_identity(path, normalization),
                    {"checkpoint_fields": extra})

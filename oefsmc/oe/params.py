@@ -1,11 +1,12 @@
 """The OE add-on's named hyperparameters (``--set oe.NAME=VALUE``)."""
-from ..core.params import Param
+from ..core.params import Param, between
 
 OE_PARAMS = {
-    "lambda": Param(0.5, "Eq. 7 weight of the few-sample distillation term (Sec. 5.5: best 0.5)"),
-    "eta": Param(2.5, "Eq. 9 weight of the weighted OOD cross-entropy (Sec. 5.5: best 2.5)"),
-    "aux_size": Param(0, "auxiliary-set size m; 0 means m = Num (Sec. 5.1: matches the few-sample set)"),
-    "pool_size": Param(0, "OOD pool size n; 0 means max(500, m) (Sec. 4.3 pre-samples 500)"),
+    "lambda": Param(0.5, "Eq. 7 weight of the few-sample distillation term (Sec. 5.5: best 0.5)", range=between(0, 1)),
+    "eta": Param(2.5, "Eq. 9 weight of the weighted OOD cross-entropy (Sec. 5.5: best 2.5)", range=between(0, 1e3)),
+    "aux_size": Param(0, "auxiliary-set size m; 0 means m = Num (Sec. 5.1: matches the few-sample set)",
+                      range=between(0, 3e5)),
+    "pool_size": Param(0, "OOD pool size n; 0 means max(500, m) (Sec. 4.3 pre-samples 500)", range=between(0, 3e5)),
     "ood": Param("", "OOD source (random300k:PATH, cifar100, cifar10, svhn, folder:PATH, npz:PATH, "
                      "demo-patches); empty means the profile's default"),
     "labels": Param("fixed", "auxiliary labels drawn once and reused in fine-tuning (the paper) or redrawn "

@@ -98,13 +98,26 @@ def test_records_get_plain_file_permissions(tmp_path):
     (json.dumps(_record("other")), "does not match"),
     (json.dumps(_record("k1", status="running")), "unknown status"),
     (json.dumps(_record("k1", metrics={"top1": None})), "without a numeric metrics.top1"),
+    (b"\xff\xfe\x00garbage", "not UTF-8 text (binary garbage? byte 0xff at offset 0)"),
+    (b"\x00" * 64, "truncated or invalid JSON"),
+    ("[" * 100_000, "truncated or invalid JSON"),                              # RecursionError in json
+    ("   \n", "empty file"),
 ])
 def test_bad_records_are_corrupt(tmp_path, text, problem):
     c = ResultCache(tmp_path, "demo")
     c.dir.mkdir(parents=True)
-    c.path("k1").write_text(text)
+    c.path("k1").write_bytes(text if isinstance(text, bytes) else text.encode())
     entry = c.check("k1")
     assert entry.state == "corrupt" and problem in entry.problem and entry.record is None
+    assert "\n" not in entry.problem
+
+
+def test_a_record_that_is_a_directory_is_corrupt_and_can_be_set_aside(tmp_path):
+    c = ResultCache(tmp_path, "demo")
+    c.path("k1").mkdir(parents=True)
+    assert c.check("k1").state == "corrupt"
+    assert c.set_aside("k1") == c.dir / "k1.json.corrupt" and c.check("k1").state == "missing"
+    assert c.set_aside("k1") is None
 
 
 def test_failed_records_validate():
@@ -123,26 +136,64 @@ def test_truncated_record_is_detected_and_recomputed(tmp_path, capsys):
     plan, res = run_sweep(cells, results_dir=tmp_path, runner=fake.run_config, resolver=fake.resolve_config)
     assert res.counts()["done"] == 8
     c = ResultCache(tmp_path, "demo")
-    victim, schema = list(plan.jobs)[:2]
+    victim, schema, binary, other = list(plan.jobs)[:4]
     good = json.loads(c.path(victim).read_text())
     text = c.path(victim).read_text()
     c.path(victim).write_text(text[: len(text) // 2])                              # truncated
     c.path(schema).write_text(json.dumps(dict(json.loads(c.path(schema).read_text()), schema_version=-1)))
+    c.path(binary).write_bytes(b"\xff\xd8\xff\xe0" + os.urandom(64))             # binary garbage
+    c.path(other).write_text(c.path(list(plan.jobs)[4]).read_text())              # another cell's record
     capsys.readouterr()
     plan2, res2 = run_sweep(cells, results_dir=tmp_path, runner=fake.run_config, resolver=fake.resolve_config)
     err = capsys.readouterr().err
     assert f"{victim}.json: truncated or invalid JSON" in err and f"{schema}.json: schema version -1" in err
-    assert {k: o["status"] for k, o in res2.outcomes.items()} == {victim: "done", schema: "done"}
-    assert res2.counts() == {"done": 2, "cached": 6}
+    assert f"{binary}.json: not UTF-8 text" in err and f"{other}.json: key " in err
+    assert err.count("set aside as") == 4 and len(err.strip().splitlines()) == 4   # one line each
+    assert {k: o["status"] for k, o in res2.outcomes.items()} == {k: "done" for k in (victim, schema, binary, other)}
+    assert res2.counts() == {"done": 4, "cached": 4}
     again = json.loads(c.path(victim).read_text())
     assert c.check(victim).state == "ok" and again["metrics"] == good["metrics"]
+    assert sorted(p.name for p in c.dir.glob("*.corrupt")) == sorted(f"{k}.json.corrupt" for k in
+                                                                        (victim, schema, binary, other))
+    assert c.path(binary).with_name(f"{binary}.json.corrupt").read_bytes().startswith(b"\xff\xd8")
 
 
 def test_stale_temp_files_are_removed(tmp_path):
+    """A temp file is stale when no live process holds its cell's lock (writers hold it) or it is old."""
     import time
     c = ResultCache(tmp_path, "demo")
     c.write(_record("k1"))
-    old, fresh = c.dir / ".k2.json.abc.tmp", c.dir / ".k3.json.def.tmp"
-    old.write_text("{"), fresh.write_text("{")
+    old, dead, live = c.dir / ".k2.json.abc.tmp", c.dir / ".k3.json.def.tmp", c.dir / ".k4.json.ghi.tmp"
+    for p in (old, dead, live):
+        p.write_text("{")
     os.utime(old, (time.time() - 7200,) * 2)
-    assert c.remove_stale_temp() == 1 and not old.exists() and fresh.exists()
+    holder = c.lock("k4")
+    holder.acquire()                 # k4's writer is still writing (filelock: held per lock object)
+    try:
+        assert _in_other_process(c.remove_stale_temp) == 2
+    finally:
+        c.release(holder)
+    assert not old.exists() and not dead.exists() and live.exists()
+    assert sorted(p.name for p in c.locks_dir.iterdir()) == []           # no lock file left behind
+
+
+def test_stale_lock_files_are_removed_and_held_ones_kept(tmp_path):
+    c = ResultCache(tmp_path, "demo")
+    for key in ("a", "b"):
+        (c.locks_dir / f"{key}.lock").parent.mkdir(parents=True, exist_ok=True)
+        (c.locks_dir / f"{key}.lock").touch()                            # left by a killed worker
+    held = c.lock("c")
+    held.acquire()
+    try:
+        assert _in_other_process(c.remove_stale_locks) == 2
+        assert [p.name for p in c.locks_dir.iterdir()] == ["c.lock"]
+    finally:
+        c.release(held)
+    assert list(c.locks_dir.iterdir()) == []
+
+
+def _in_other_process(fn):
+    """Run ``fn`` in a forked child (flock locks are per open file, so a child sees this process's locks)."""
+    import multiprocessing
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        return pool.apply(fn)

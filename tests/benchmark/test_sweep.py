@@ -197,6 +197,7 @@ def test_tables_and_figures_are_rendered(fake_env, capsys):
 
 
 def test_cifar10_real_renders_not_run_cells_with_a_reason(fake_env, capsys):
+    (fake_env / "t.th").write_bytes(b"PK fake checkpoint")
     assert _cli(fake_env, "--table", "2", "--profile", "cifar10-real", "--seeds", "1",
                 "--data-root", str(fake_env), "--teacher", str(fake_env / "t.th")) == 0
     assert _last_json(capsys)["computed"] == 2 * 4 * 3

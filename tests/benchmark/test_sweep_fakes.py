@@ -7,6 +7,8 @@ The sweep subprocesses import this module through the test-only hook ``OEFSMC_FA
 * ``OEFSMC_FAKE_MARKERS``  directory: every run start writes a marker file named by the config hash
 * ``OEFSMC_FAKE_MISSING``  comma-separated run datasets whose "data is missing" (resolve raises UserError)
 * ``OEFSMC_FAKE_FAIL``     comma-separated methods whose runs raise
+* ``OEFSMC_FAKE_GATE``     a path: every run (after writing its marker) waits until it exists (at most 120 s),
+  so a test can hold cells in flight and release them when it likes
 """
 from __future__ import annotations
 
@@ -59,6 +61,9 @@ def run_config(resolved: dict) -> dict:
         os.makedirs(markers, exist_ok=True)
         open(os.path.join(markers, f"{h}.{os.getpid()}.{uuid.uuid4().hex[:8]}"), "w").close()
     t0 = time.time()
+    gate = os.environ.get("OEFSMC_FAKE_GATE")
+    while gate and not os.path.exists(gate) and time.time() - t0 < 120:
+        time.sleep(0.02)
     time.sleep(float(os.environ.get("OEFSMC_FAKE_DELAY", "0")))
     if resolved["method"] in _env_list("OEFSMC_FAKE_FAIL"):
         raise RuntimeError(f"fake failure of {resolved['method']}")
@@ -72,6 +77,15 @@ def run_config(resolved: dict) -> dict:
         "stats": {"hash": h},
         "env": {"pid": os.getpid(), "device": "cpu"},
     }
+
+
+def check_teacher(dataset: str, arch: str, path: str) -> None:
+    """Like the pipeline's: the checkpoint must exist; one whose bytes start with b"garbage" is unreadable."""
+    if not os.path.isfile(path):
+        raise UserError(f"--teacher {path} does not exist: pass the path of a teacher checkpoint")
+    with open(path, "rb") as fh:
+        if fh.read(7) == b"garbage":
+            raise UserError(f"--teacher {path} is not a readable torch checkpoint (fake)")
 
 
 def not_applicable_reason(cell: dict):

@@ -52,7 +52,7 @@ def test_fewshot_balanced_gives_uniform_gamma():
 
 @pytest.mark.parametrize("args,needle", [
     (["fewshot", "--dataset", "mnist", "--num", "10"], "unknown dataset"),
-    (["fewshot", "--dataset", "digits", "--num", "0"], "positive"),
+    (["fewshot", "--dataset", "digits", "--num", "0"], "out of range"),
     (["fewshot", "--dataset", "digits", "--num", "5000"], "larger than"),
     (["fewshot", "--dataset", "digits", "--num", "10", "--imbalance-ratio", "0.5"], "ratio"),
     (["fewshot", "--dataset", "cifar10", "--num", "10"], "--data-root"),

@@ -82,7 +82,7 @@ def test_lr_schedule_matches_multistep_and_cosine():
     ({"teacher.epochs": "0"}, "at least 1"),
     ({"teacher.lr": "-1"}, "> 0"),
     ({"teacher.bogus": "1"}, "unknown teacher setting"),
-    ({"teacher.epochs": "two"}, "expected a int"),
+    ({"teacher.epochs": "two"}, "expected an integer"),
 ])
 def test_bad_recipe_overrides(overrides, needle):
     with pytest.raises(UserError, match=needle):

@@ -54,3 +54,16 @@ def test_panel_without_runs_still_written(tmp_path, fig_df):
 def test_bad_panel_rejected(tmp_path, fig_df):
     with pytest.raises(ValueError):
         render_figure3("e", fig_df, tmp_path)
+
+
+def test_figures_get_plain_file_permissions_like_tables(tmp_path, fig_df):
+    """Not mkstemp's 0600: figures are as readable as the tables and records beside them."""
+    import os
+    import stat
+    old = os.umask(0o022)
+    try:
+        paths = render_figure3("c", fig_df, tmp_path)
+    finally:
+        os.umask(old)
+    assert {stat.S_IMODE(p.stat().st_mode) for p in paths.values()} == {0o644}
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
