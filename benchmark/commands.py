@@ -98,8 +98,9 @@ def _teacher_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, metavar="PATH",
                    help="train: write the teacher here (+ PATH.json sidecar; PATH.ckpt while training); "
                         "default: the suite's cache, where cells find it")
-    p.add_argument("--precision", default=None, choices=["fp32", "bf16"],
-                   help="train: fp32 (default) or bf16 autocast + channels_last (see the notes, section 3)")
+    p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16"],
+                   help="train: auto (default: bf16 where the device has it natively, else fp32), fp32, or bf16 "
+                        "autocast + channels_last (notes, section 9)")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="teacher.NAME=VALUE",
                    help="shorten the recipe, e.g. --set teacher.epochs=2 (epochs, batch_size, lr, milestones, "
                         "weight_decay, momentum); a shortened teacher has its own key")
@@ -112,12 +113,12 @@ def _teacher_args(p: argparse.ArgumentParser) -> None:
 
 def _teacher_train(args, spec, device) -> dict:
     from oefsmc.core.params import parse_overrides
-    from oefsmc.teacher_store import (DEFAULT_TRAIN_PRECISION, resolve_teacher, train_and_save,
-                                      trained_recipe, trained_teacher_path)
+    from oefsmc.teacher_store import (DEFAULT_TRAIN_PRECISION, resolve_teacher, resolve_train_precision,
+                                      train_and_save, trained_recipe, trained_teacher_path)
     if args.max_epochs is not None and args.max_epochs < 1:
         raise UserError(f"--max-epochs {args.max_epochs}: must be at least 1")
     overrides = parse_overrides(args.overrides)
-    precision = args.precision or DEFAULT_TRAIN_PRECISION
+    precision = resolve_train_precision(args.precision or DEFAULT_TRAIN_PRECISION, args.device)
     recipe = trained_recipe(args.dataset, args.arch, overrides)
     ident = resolve_teacher(args.dataset, args.arch, args.data_root, None, "auto", overrides, precision)
     out = Path(args.out) if args.out else trained_teacher_path(ident["key"])
@@ -160,7 +161,7 @@ def _teacher_run(args) -> int:
     else:
         from oefsmc.core.params import parse_overrides
         ident = resolve_teacher(args.dataset, args.arch, args.data_root, None, "auto",
-                                parse_overrides(args.overrides), args.precision or "fp32")
+                                parse_overrides(args.overrides), args.precision or "auto")
         resolved = {"teacher": ident, "arch": args.arch, "dataset": args.dataset, "data_root": args.data_root}
         teacher = get_teacher(resolved, device, _log)
     test = load_split(args.dataset, args.data_root, "test", args.download)

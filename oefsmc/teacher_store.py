@@ -27,8 +27,20 @@ from .models.teacher import (RECIPES, Normalizer, Teacher, default_recipe, load_
 from .models.teacher_training import apply_recipe_overrides
 
 TEACHER_SEED = 0  # one teacher per (dataset, arch): the paper compresses one pre-trained model
-#: Precision of suite-trained teachers (docs/REPRODUCTION_NOTES.md section 3: bf16 vs fp32 measured).
-DEFAULT_TRAIN_PRECISION = "fp32"
+#: Precision of suite-trained teachers: ``auto`` = bf16 autocast where the device computes bf16 natively,
+#: fp32 elsewhere (docs/REPRODUCTION_NOTES.md section 9: on a short CIFAR-100 run bf16 cost no accuracy).
+DEFAULT_TRAIN_PRECISION = "auto"
+
+
+def resolve_train_precision(precision: str, device: str = "auto") -> str:
+    """``auto`` -> ``bf16`` on a CPU with native bf16 or a CUDA device that supports it, else ``fp32``."""
+    if precision != "auto":
+        return precision
+    dev = pick_device(device)
+    if dev.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
+    from .core.evaluate import cpu_has_bf16
+    return "bf16" if cpu_has_bf16() else "fp32"
 
 
 def pick_device(name: str) -> torch.device:
@@ -61,6 +73,7 @@ def resolve_teacher(dataset: str, arch: str, data_root: Optional[str], teacher: 
     if arch == "resnet34" and dataset == "imagenet":
         return {"kind": "torchvision", "weights": "ResNet34_Weights.IMAGENET1K_V1", "normalization": "imagenet"}
     recipe = trained_recipe(dataset, arch, overrides)
+    precision = resolve_train_precision(precision)
     fp = data_identity(dataset, data_root)["train"]["fingerprint"]
     return {"kind": "trained", "recipe": recipe.name, "seed": TEACHER_SEED, "normalization": recipe.normalization,
             "precision": precision, "recipe_fields": dataclasses.asdict(recipe),
@@ -141,6 +154,7 @@ def train_and_save(dataset: str, arch: str, data_root: Optional[str], recipe, ou
     Returns the sidecar's contents; ``complete`` is False when ``max_epochs_this_run`` stopped it early
     (then only the resume checkpoint is written)."""
     spec = DATASETS.get(dataset)
+    precision = resolve_train_precision(precision, device.type)
     train = load_split(dataset, data_root, "train")
     out = Path(out)
     ckpt = Path(str(out) + ".ckpt")
