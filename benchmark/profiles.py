@@ -79,6 +79,8 @@ class Profile:
     shortens: tuple[str, ...] = ()            # what differs from the paper's setting
     flag_2std: bool = False                   # flag |diff| > 2 std (only where the paper's setting runs)
     skip_missing: bool = False                # missing data/teacher skips the column (not an error)
+    #: sweep-level ``--set`` overrides, merged into the cells they act on (benchmark/overrides.py)
+    overrides: Mapping[str, str] = field(default_factory=dict)
 
     # ------------------------------------------------------------------ columns
     def column(self, paper_dataset: str) -> Optional[ColumnMap]:

@@ -115,7 +115,7 @@ def _dropped_note(dropped: list[str]) -> str:
 # ---------------------------------------------------------------------------- captions
 def profile_note(profile: Profile, n_seeds: int, columns: Optional[list[str]] = None) -> str:
     """The profile part of every caption: target vs. context, the column mapping, the schedule."""
-    if profile.name == "paper":
+    if profile.name == "paper" and not profile.shortens:  # sweep-level --set overrides shorten it
         return (f"Profile paper: the paper's setting (schedule official, {n_seeds} seeds); "
                 f"⚠ marks |Δ| > 2·std of the reproduced seeds.")
     mapping = profile.mapping_lines()

@@ -42,8 +42,10 @@ from oefsmc.errors import UserError
 
 from .cache import RESULTS_SCHEMA_VERSION, CacheEntry, ResultCache, canonical_json, cell_key, _json_default
 from .grids import GridEntry, artifacts_for, build_grid
+from .overrides import parse_sweep_overrides, with_overrides
 from .profiles import (DEFAULT_PROFILE, PAPER_ARCH_LABELS, PAPER_COLUMNS, PAPER_DATASET_LABELS, PROFILES,
                        Profile, get_profile)
+from .selection import parse_selection, select_entries
 
 DEFAULT_PIPELINE = "oefsmc.pipeline"
 #: Test-only: a module providing resolve_config / run_config (/ not_applicable_reason) to use instead.
@@ -552,6 +554,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="dataset root (cifar10-real default: ../shared/data; paper default: ./data)")
     parser.add_argument("--teacher", action="append", default=None, metavar="[DATASET=]PATH",
                         help="teacher checkpoint; a bare PATH applies to every dataset of the profile")
+    parser.add_argument("--set", dest="overrides", action="append", default=None, metavar="NAME=VALUE",
+                        help="override a hyperparameter in every cell it acts on, e.g. --set teacher.epochs=1 "
+                             "--set mir.iters=50 (python -m benchmark params; benchmark/overrides.py)")
+    parser.add_argument("--only", action="append", default=None, metavar="KEY=VALUE[,KEY=VALUE...]",
+                        help="run only the grid entries matching (repeatable: any), e.g. --only "
+                             "paper_dataset=cifar10,paper_num=10,method=fskd|cd (benchmark/selection.py)")
     parser.add_argument("--dry-run", action="store_true",
                         help="list the cells and what is cached; compute nothing")
     parser.add_argument("--force", action="store_true", help="recompute every cell, cached or not")
@@ -592,6 +600,8 @@ def plan_from_args(args: argparse.Namespace) -> tuple[Plan, ResultCache, int]:
     """The plan, the cache and the number of jobs that the command line asks for."""
     artifacts = artifacts_for(args.table, args.figure)
     profile = get_profile(args.profile, args.data_root, args.teacher)
+    profile = with_overrides(profile, parse_sweep_overrides(getattr(args, "overrides", None)))
+    only = parse_selection(getattr(args, "only", None))
     n_seeds = profile.n_seeds if args.seeds is None else args.seeds
     if n_seeds < 1:
         raise UserError(f"--seeds {args.seeds}: must be at least 1")
@@ -600,7 +610,8 @@ def plan_from_args(args: argparse.Namespace) -> tuple[Plan, ResultCache, int]:
     if n_jobs < 1 and n_jobs != -1:
         raise UserError(f"--jobs {args.jobs}: must be at least 1")
     seeds = list(range(n_seeds))
-    plan = plan_sweep(build_grid(artifacts, profile, seeds), profile, default_hooks(), artifacts, seeds)
+    entries = select_entries(build_grid(artifacts, profile, seeds), only)
+    plan = plan_sweep(entries, profile, default_hooks(), artifacts, seeds)
     return plan, ResultCache(args.results_dir, profile.name), n_jobs
 
 
