@@ -251,12 +251,14 @@ def report_skipped(plan: Plan, kind_wanted: str = "skipped") -> list[str]:
 _THREADS_LIMITED = False
 
 
-def _single_thread() -> None:
-    """One intra-op thread per worker when several workers share the cores (torch, if loaded)."""
+def _single_thread(task: dict) -> None:
+    """One intra-op thread per worker when several workers share the cores (torch, if loaded); a worker
+    running CUDA cells gets its share of the cores instead (:func:`benchmark.workers.worker_threads`)."""
     global _THREADS_LIMITED
     torch = sys.modules.get("torch")
     if torch is not None and not _THREADS_LIMITED:
-        torch.set_num_threads(1)
+        from .workers import worker_threads
+        torch.set_num_threads(worker_threads(task["resolved"].get("device", "auto"), task.get("n_jobs", 2)))
         _THREADS_LIMITED = True
 
 
@@ -311,7 +313,7 @@ def _compute(task: dict, cache: ResultCache) -> dict:
     try:
         runner = load_callable(task["runner"]) if isinstance(task["runner"], str) else task["runner"]
         if task["single_thread"]:
-            _single_thread()
+            _single_thread(task)
         raw = runner(dict(task["resolved"]))
         if not isinstance(raw, dict):
             raise TypeError(f"run_config returned {type(raw).__name__}, expected a dict record")
@@ -461,6 +463,7 @@ def execute(plan: Plan, cache: ResultCache, runner: Runner, *, n_jobs: int = 1, 
         "key": j.key, "cell": j.cell, "resolved": j.resolved, "results_dir": str(cache.results_dir),
         "profile": cache.profile, "profile_info": plan.profile.record_info(), "runner": runner,
         "force": force, "sweep_start": sweep_start, "blocking": False, "single_thread": single,
+        "n_jobs": n_jobs,
     } for j in _order(todo)]
     if tasks:
         with _backend(backend) as address:
