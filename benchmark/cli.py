@@ -42,7 +42,7 @@ def add_fewshot_args(p: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import commands, finetune_study, perf  # noqa: F401  (registers the subcommands)
+    from . import commands, finetune_study, gpu_cost, gpu_runbook, perf  # noqa: F401  (registers the subcommands)
     parser = argparse.ArgumentParser(prog="python -m benchmark", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (add, _run, help_text) in COMMANDS.items():

@@ -121,3 +121,16 @@ def write_places365(root: Path, classes: int = 2, per_class: int = 6, size: int 
     folder = root / "places365"
     _save_tree(folder, [per_class] * classes, [f"place_{i}" for i in range(classes)], size, rng)
     return folder
+
+
+def write_cifar_arrays(root: Path, dataset: str, per_class_train: int, per_class_test: int, seed: int = 5) -> Path:
+    """``root/<dataset>/{train,test}.npz`` in the layout of ``../shared/data`` (images, labels, classes)."""
+    rng = np.random.default_rng(seed)
+    classes = 10 if dataset == "cifar10" else 100
+    names = CIFAR10_NAMES if classes == 10 else [f"fine_{i:02d}" for i in range(100)]
+    (root / dataset).mkdir(parents=True, exist_ok=True)
+    for split, per in (("train", per_class_train), ("test", per_class_test)):
+        labels = _balanced_labels(per, classes, rng)
+        np.savez(root / dataset / f"{split}.npz", images=_images(rng, labels, 32, classes),
+                 labels=labels.astype(np.int16), classes=np.array(names))
+    return root / dataset
