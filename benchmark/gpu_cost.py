@@ -16,7 +16,8 @@ cell, its device, whether the schedule was official, and how many cells shared t
    that / speedup(N), where speedup(N) = N x (median one-at-a-time wall) / (median wall of cells measured
    while N ran at once), over the kinds measured both ways; without such a measurement, the ideal
    speedup N is assumed and the row says so.
-4. The basis of every row is printed: device, official schedule or not, provisional teachers (teacher
+4. Teacher training, a one-off cost, is listed apart: seconds per epoch measured x the recipe's epochs.
+5. The basis of every row is printed: device, official schedule or not, provisional teachers (teacher
    quality does not change the cost).  ILSVRC-2012 cannot be carried to a device: without timings of
    ImageNet cells its column reads "not projected".
 """
@@ -147,11 +148,35 @@ def render(rows: list[dict], timings: list[dict], concurrency=DEFAULT_CONCURRENC
     return "\n".join(lines) + "\n"
 
 
-def write_projection(out: Path, timings: list[dict], concurrency=DEFAULT_CONCURRENCY) -> Path:
-    rows = project(timings, concurrency)
-    atomic_write(out / "projection.json", json.dumps({"label": LABEL, "basis": basis(timings), "rows": rows},
-                                                     indent=1, sort_keys=True) + "\n")
-    return atomic_write(out / "projection.md", render(rows, timings, concurrency))
+def teacher_rows(state: dict) -> list[dict]:
+    """One-off teacher training: the latest measured seconds per epoch x the recipe's epochs."""
+    latest: dict[str, dict] = {}
+    for call in state.get("calls", []):
+        for name, t in call.get("teachers", {}).items():
+            if t.get("epoch_s"):
+                latest[name] = {"teacher": name, "recipe": t["recipe"], "epochs": t["epochs"],
+                                "epoch_s": t["epoch_s"], "device": call.get("device", "?"),
+                                "gpu_hours": round(t["epoch_s"] * t["epochs"] / 3600, 3)}
+    return list(latest.values())
+
+
+def render_teachers(rows: list[dict]) -> str:
+    if not rows:
+        return ""
+    lines = ["", "One-off teacher training (seconds per epoch measured x the recipe's epochs; CIFAR-10 on the "
+             "data it was trained on, e.g. the 20,000-image pool of ../shared/data, not the 50,000-image set):",
+             "", "| teacher | recipe | device | s/epoch | epochs | GPU-h |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['teacher']} | {r['recipe']} | {r['device']} | {r['epoch_s']:.1f} | {r['epochs']} | "
+              f"{r['gpu_hours']:.3f} |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def write_projection(out: Path, timings: list[dict], concurrency=DEFAULT_CONCURRENCY,
+                     state: Optional[dict] = None) -> Path:
+    rows, teachers = project(timings, concurrency), teacher_rows(state or {})
+    atomic_write(out / "projection.json", json.dumps({"label": LABEL, "basis": basis(timings), "rows": rows,
+                                                      "teachers": teachers}, indent=1, sort_keys=True) + "\n")
+    return atomic_write(out / "projection.md", render(rows, timings, concurrency) + render_teachers(teachers))
 
 
 def load_timings(runbook: Path) -> list[dict]:
@@ -171,10 +196,12 @@ def _args(p: argparse.ArgumentParser) -> None:
 def _run(args) -> int:
     conc = tuple(sorted(set([1] + (args.concurrency or list(DEFAULT_CONCURRENCY)))))
     timings = load_timings(args.runbook)
+    state_file = Path(args.runbook) / "runbook.json"
+    teachers = teacher_rows(json.loads(state_file.read_text()) if state_file.is_file() else {})
     rows = project(timings, conc)
-    print(render(rows, timings, conc), end="")
+    print(render(rows, timings, conc) + render_teachers(teachers), end="")
     if args.json:
-        emit_json({"label": LABEL, "basis": basis(timings), "rows": rows})
+        emit_json({"label": LABEL, "basis": basis(timings), "rows": rows, "teachers": teachers})
     return 0
 
 

@@ -333,8 +333,9 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="teacher training precision")
     p.add_argument("--concurrency", type=int, default=0, metavar="N",
                    help="after the one-by-one cells, run N cells at once to measure concurrent cells on one GPU")
-    p.add_argument("--min-cell-seconds", type=float, default=20.0, metavar="S",
-                   help="start a cell of an unmeasured kind only with at least S seconds left")
+    p.add_argument("--min-cell-seconds", type=float, default=90.0, metavar="S",
+                   help="start a cell of an unmeasured kind only with at least S seconds left (default 90; "
+                        "give the device tool a timeout a few minutes above the budget)")
     p.add_argument("--set", dest="overrides", action="append", default=None, metavar="NAME=VALUE",
                    help="shorten recipes / schedules (teacher.*, mir.iters ...); timings then say 'not official'")
     p.add_argument("--only", action="append", default=None, metavar="KEY=VALUE[,...]", help="narrow the cell slice")
@@ -388,20 +389,28 @@ def run_runbook(args) -> dict:
     device = pick_device(args.device)
     args.out.mkdir(parents=True, exist_ok=True)
     state = load_state(args.out)
-    call = {"started": _now(), "budget_s": deadline.budget_s, "device": str(device),
+    from oefsmc.envinfo import device_name
+    call = {"started": _now(), "budget_s": deadline.budget_s, "device": device_name(device),
             "joined": join_parts(args.data_root), "overrides": overrides}
-    call["teachers"], final, provisional = _teachers(args, overrides, device, deadline)
-    call["cells"] = _cells(args, overrides, only, final, provisional, deadline, state)
+    try:
+        call["teachers"], final, provisional = _teachers(args, overrides, device, deadline)
+        call["cells"] = _cells(args, overrides, only, final, provisional, deadline, state)
+    finally:  # what was done so far comes back even if a step failed
+        _finish(args, state, call, deadline)
+    return call
+
+
+def _finish(args, state: dict, call: dict, deadline: Deadline) -> None:
+    """Timings, state, projection and the export: the outputs of a call."""
+    from .gpu_cost import write_projection
     rows = timing_rows(args.out, state)
     write_timings(args.out, rows)
-    from .gpu_cost import write_projection
-    write_projection(args.out, rows)
     call["elapsed_s"] = round(deadline.elapsed(), 1)
     state["calls"].append(call)
     save_state(args.out, state)
+    write_projection(args.out, rows, state=state)
     if args.export:
         call["exported"] = len(export(args.out, args.export, args.export_checkpoints))
-    return call
 
 
 def _run(args) -> int:

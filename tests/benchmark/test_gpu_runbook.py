@@ -56,7 +56,8 @@ def test_runbook_trains_resumes_and_times_cells(tmp_path):
     assert all(r["official"] == (r["overrides"] == "") for r in rows)            # FSKD w/o OE: nothing to shorten
     assert not any(r["official"] for r in rows if r["method"] == "mir" or r["oe"] == "full")
     assert len(json.loads((out / "runbook.json").read_text())["calls"]) == 2
-    assert "PROJECTION" in (out / "projection.md").read_text()
+    projection = (out / "projection.md").read_text()
+    assert "PROJECTION" in projection and "| cifar10_vgg16 | cd-vgg16[" in projection
     exported = {str(p.relative_to(tmp_path / "export")) for p in (tmp_path / "export").rglob("*") if p.is_file()}
     assert {"timings.csv", "projection.md", "runbook.json", "teachers/cifar10_vgg16.pt"} <= exported
     assert not any(p.endswith(".ckpt") or ".provisional." in p for p in exported)
