@@ -45,7 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Optional
 
-from oefsmc.atomic import atomic_write
+from oefsmc.atomic import atomic_write, atomic_write_bytes
 from oefsmc.errors import UserError
 
 from .cli import command, emit_json
@@ -175,7 +175,6 @@ def provisional_teacher(job: TeacherJob, out_dir: Path) -> Optional[Path]:
     path = out_dir / "teachers" / f"{job.name}.provisional.pt"
     buf = io.BytesIO()
     torch.save({k: v.contiguous() for k, v in state["model"].items()}, buf)
-    from oefsmc.atomic import atomic_write_bytes
     atomic_write_bytes(path, buf.getvalue())
     meta = {"provisional": True, "epochs_done": int(state["epoch"]),
             "normalization": RECIPES.get(default_recipe(job.dataset, job.arch)).normalization}
