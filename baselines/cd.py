@@ -85,6 +85,7 @@ import torch.nn.functional as F
 
 from oefsmc.core.method import METHODS, Method
 from oefsmc.core.params import Param, between, positive
+from oefsmc.core.precision import full_fp32, loss_values
 from oefsmc.core.prune import prune_output_channels, pruned_copy, top_k_by_l1
 from oefsmc.core.stage_data import StageData
 from oefsmc.core.student import Student
@@ -352,7 +353,7 @@ def stage_c(model: nn.Module, data: StageData, steps: int, hp: dict, generator: 
                           weight_decay=hp["ft_weight_decay"])
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, [int(steps * 0.5), int(steps * 0.75)], 0.1)
     batches = data.minibatches(min(int(hp["ft_batch_size"]), data.num_few), generator)
-    losses = []
+    losses = []  # on the device: no host synchronisation per step
     for _ in range(steps):
         few_idx, _aux = next(batches)
         loss = F.cross_entropy(model(data.few_x[few_idx]), data.few_y[few_idx])
@@ -360,7 +361,8 @@ def stage_c(model: nn.Module, data: StageData, steps: int, hp: dict, generator: 
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss.detach()))
+        losses.append(loss.detach())
+    losses = loss_values(losses)
     model.eval()
     return {"steps": steps, "loss_first": losses[0] if losses else None,
             "loss_last": losses[-1] if losses else None}
@@ -447,7 +449,7 @@ class CD(Method):
         # exactly zero, so the official refit leaves it unchanged: skip it (identical result).
         solve_layers = pruned_layers | {n for n in plan.aligned if fixed and plan.producers.get(n) in l1_kept}
         layers, kept = [], {}
-        with torch.no_grad():
+        with torch.no_grad(), full_fp32():  # the layer-wise solve without TF32 (oefsmc/core/precision.py)
             streams = PairedStreams(model, ref, chunks)
             while True:
                 name, pairs = streams.current()

@@ -56,6 +56,7 @@ import torch.nn.functional as F
 
 from oefsmc.core.method import METHODS, Method
 from oefsmc.core.params import Param, between
+from oefsmc.core.precision import full_fp32
 from oefsmc.core.stage_data import StageData
 from oefsmc.core.student import Student
 
@@ -290,8 +291,9 @@ class FSKD(Method):
             teacher = copy.deepcopy(teacher).eval()
         aligned = fskd_aligned_convs(model)
         chunks, weights = _chunks(data, int(self.hp["batch_size"]))
-        _, layers, final = fskd_sweep(model, teacher, chunks, weights, aligned, student.kept,
-                                      float(self.hp["ridge"]))
+        with full_fp32():  # features for the normal equations without TF32 (oefsmc/core/precision.py)
+            _, layers, final = fskd_sweep(model, teacher, chunks, weights, aligned, student.kept,
+                                          float(self.hp["ridge"]))
         out = Student(model, dict(student.kept), list(student.dropped_blocks), dict(student.scheme))
         stats = {
             "aligned_layers": aligned,

@@ -48,6 +48,7 @@ from oefsmc.core.augment import random_crop_flip
 from oefsmc.core.losses import feature_mse_per_sample
 from oefsmc.core.method import METHODS, Method
 from oefsmc.core.params import Param, between, positive
+from oefsmc.core.precision import loss_values
 from oefsmc.core.stage_data import StageData
 from oefsmc.core.student import Student
 
@@ -116,6 +117,8 @@ def mimic(teacher: nn.Module, model: nn.Module, data: StageData, hp: dict[str, A
 
     teacher.eval()
     augment = bool(hp["augment"])
+    if channels is not None:  # once, not every step
+        channels = channels.to(data.few_x.device)
 
     def target(x: torch.Tensor) -> torch.Tensor:
         t = batched_features(teacher, x)
@@ -127,7 +130,7 @@ def mimic(teacher: nn.Module, model: nn.Module, data: StageData, hp: dict[str, A
         cache_aux = target(data.aux_x) if data.has_aux else None
 
     batches = data.minibatches(int(hp["batch_size"]), generator)
-    losses: list[float] = []
+    losses: list[torch.Tensor] = []  # on the device: no host synchronisation per iteration
     model.train()
     for _ in range(iters):
         few_idx, aux_idx = next(batches)
@@ -150,7 +153,8 @@ def mimic(teacher: nn.Module, model: nn.Module, data: StageData, hp: dict[str, A
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss.detach()))
+        losses.append(loss.detach())
+    losses = loss_values(losses)
     model.eval()
     every = max(1, iters // 20)
     marks = sorted(set(range(0, iters, every)) | ({iters - 1} if iters else set()))

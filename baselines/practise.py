@@ -68,6 +68,7 @@ from oefsmc.core.augment import random_crop_flip
 from oefsmc.core.losses import feature_mse_per_sample
 from oefsmc.core.method import METHODS, Method
 from oefsmc.core.params import Param, Range, between, positive
+from oefsmc.core.precision import loss_values
 from oefsmc.core.prune import count_params_macs, drop_blocks, set_module
 from oefsmc.core.stage_data import StageData
 from oefsmc.core.student import Student
@@ -289,7 +290,7 @@ def train_adaptors(teacher: nn.Module, model: nn.Module, adaptors: Adaptors, sta
     h_all = None if hp["adaptor_augment"] else cache.stage_input(start)
     y_all, n_few = data.all_y(), data.num_few
     batches = data.minibatches(int(hp["adaptor_batch_size"]), generator)
-    losses: list[float] = []
+    losses: list[torch.Tensor] = []  # on the device: no host synchronisation per iteration
     for _ in range(iters):
         few_idx, aux_idx = next(batches)
         idx = few_idx if aux_idx is None else torch.cat([few_idx, aux_idx + n_few])
@@ -306,7 +307,8 @@ def train_adaptors(teacher: nn.Module, model: nn.Module, adaptors: Adaptors, sta
         loss.backward()
         opt.step()
         sched.step()
-        losses.append(float(loss.detach()))
+        losses.append(loss.detach())
+    losses = loss_values(losses)
     return {"loss_first": losses[0] if losses else None, "loss_last": losses[-1] if losses else None}
 
 

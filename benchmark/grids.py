@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Optional
 
 from oefsmc.errors import UserError
 
+from .overrides import scoped_overrides
 from .profiles import PAPER_COLUMNS, Profile
 
 METHODS = ("cd", "fskd", "mir", "practise")
@@ -81,11 +82,15 @@ def aux_size_for(ratio: float, num: int) -> int:
 
 def make_cell(profile: Profile, paper_dataset: str, paper_num: int, *, balanced: bool, method: str,
               oe: str, seed: int, overrides: Optional[dict] = None) -> dict:
-    """The experiment cell that stands for a paper cell in ``profile``."""
+    """The experiment cell that stands for a paper cell in ``profile``.
+
+    The profile's sweep-level ``--set`` overrides are merged in where they act on the cell
+    (:func:`benchmark.overrides.scoped_overrides`); the cell's own ``overrides`` win.
+    """
     col = profile.column(paper_dataset)
     if col is None:
         raise ValueError(f"profile {profile.name} does not run the {paper_dataset} column")
-    return {
+    cell = {
         "dataset": col.dataset,
         "arch": col.arch,
         "num": col.num(paper_num),
@@ -101,6 +106,8 @@ def make_cell(profile: Profile, paper_dataset: str, paper_num: int, *, balanced:
         "ood": profile.ood[col.dataset],
         "device": profile.device,
     }
+    cell["overrides"] = {**scoped_overrides(profile.overrides, cell), **cell["overrides"]}
+    return cell
 
 
 def _tag(artifact: str, paper_dataset: str, paper_num: int, setting: str, method: str, variant: str,

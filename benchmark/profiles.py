@@ -82,6 +82,8 @@ class Profile:
     method_schedules: Mapping[str, str] = field(default_factory=dict)
     flag_2std: bool = False                   # flag |diff| > 2 std (only where the paper's setting runs)
     skip_missing: bool = False                # missing data/teacher skips the column (not an error)
+    #: sweep-level ``--set`` overrides, merged into the cells they act on (benchmark/overrides.py)
+    overrides: Mapping[str, str] = field(default_factory=dict)
 
     def schedule_for(self, method: str) -> str:
         """The hyperparameter schedule a method's cells run with in this profile."""

@@ -44,8 +44,10 @@ from oefsmc.errors import InputError, UserError
 from .cache import (CORRUPT_SUFFIX, RESULTS_SCHEMA_VERSION, CacheEntry, ResultCache, _json_default, canonical_json,
                     cell_key)
 from .grids import GridEntry, artifacts_for, build_grid
+from .overrides import parse_sweep_overrides, with_overrides
 from .profiles import (DEFAULT_PROFILE, PAPER_ARCH_LABELS, PAPER_COLUMNS, PAPER_DATASET_LABELS, PROFILES,
                        Profile, get_profile)
+from .selection import parse_selection, select_entries
 
 DEFAULT_PIPELINE = "oefsmc.pipeline"
 #: Hooks of the default pipeline that live beside it rather than in it.
@@ -267,12 +269,14 @@ def report_skipped(plan: Plan, kind_wanted: str = "skipped") -> list[str]:
 _THREADS_LIMITED = False
 
 
-def _single_thread() -> None:
-    """One intra-op thread per worker when several workers share the cores (torch, if loaded)."""
+def _single_thread(task: dict) -> None:
+    """One intra-op thread per worker when several workers share the cores (torch, if loaded); a worker
+    running CUDA cells gets its share of the cores instead (:func:`benchmark.workers.worker_threads`)."""
     global _THREADS_LIMITED
     torch = sys.modules.get("torch")
     if torch is not None and not _THREADS_LIMITED:
-        torch.set_num_threads(1)
+        from .workers import worker_threads
+        torch.set_num_threads(worker_threads(task["resolved"].get("device", "auto"), task.get("n_jobs", 2)))
         _THREADS_LIMITED = True
 
 
@@ -327,7 +331,7 @@ def _compute(task: dict, cache: ResultCache) -> dict:
     try:
         runner = load_callable(task["runner"]) if isinstance(task["runner"], str) else task["runner"]
         if task["single_thread"]:
-            _single_thread()
+            _single_thread(task)
         raw = runner(dict(task["resolved"]))
         if not isinstance(raw, dict):
             raise TypeError(f"run_config returned {type(raw).__name__}, expected a dict record")
@@ -479,6 +483,7 @@ def execute(plan: Plan, cache: ResultCache, runner: Runner, *, n_jobs: int = 1, 
         "key": j.key, "cell": j.cell, "resolved": j.resolved, "results_dir": str(cache.results_dir),
         "profile": cache.profile, "profile_info": plan.profile.record_info(), "runner": runner,
         "force": force, "sweep_start": sweep_start, "blocking": False, "single_thread": single,
+        "n_jobs": n_jobs,
     } for j in _order(todo)]
     if tasks:
         with _backend(backend) as address:
@@ -580,6 +585,12 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
     parser.add_argument("--teacher", action="append", default=None, metavar="[DATASET=]PATH",
                         help="teacher checkpoint, checked before any work; a bare PATH applies to every dataset "
                              "of the profile, DATASET=PATH to one it runs (repeatable)")
+    parser.add_argument("--set", dest="overrides", action="append", default=None, metavar="NAME=VALUE",
+                        help="override a hyperparameter in every cell it acts on, e.g. --set teacher.epochs=1 "
+                             "--set mir.iters=50 (python -m benchmark params; benchmark/overrides.py)")
+    parser.add_argument("--only", action="append", default=None, metavar="KEY=VALUE[,KEY=VALUE...]",
+                        help="run only the grid entries matching (repeatable: any), e.g. --only "
+                             "paper_dataset=cifar10,paper_num=10,method=fskd|cd (benchmark/selection.py)")
     parser.add_argument("--dry-run", action="store_true",
                         help="list the cells and what is cached; compute nothing (same checks and exit code as "
                              "the real run, as far as they are known before computing)")
@@ -633,10 +644,12 @@ def plan_from_args(args: argparse.Namespace) -> tuple[Plan, ResultCache, int]:
     artifacts = artifacts_for(args.table, args.figure, getattr(args, "study", None))
     profile = get_profile(args.profile, args.data_root, args.teacher)
     check_arguments(args, profile)
+    profile = with_overrides(profile, parse_sweep_overrides(getattr(args, "overrides", None)))
+    only = parse_selection(getattr(args, "only", None))
     dask = _dask_address(args.backend) is not None
     n_jobs = args.jobs if args.jobs is not None else (-1 if dask else _default_jobs())
     seeds = list(range(profile.n_seeds if args.seeds is None else args.seeds))
-    entries = build_grid(artifacts, profile, seeds)
+    entries = select_entries(build_grid(artifacts, profile, seeds), only)
     hooks = default_hooks()
     check_teachers((e.cell for e in entries), hooks.check_teacher)
     plan = plan_sweep(entries, profile, hooks, artifacts, seeds)

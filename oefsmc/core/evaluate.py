@@ -3,8 +3,15 @@
 Precision (``python -m benchmark perf`` measures it): on CPUs, bf16 autocast with channels_last memory is
 3-4x faster than the eager fp32 loop and moves the published CIFAR-10 teachers' top-1 by at most 0.07
 points (ResNet-20 91.73 -> 91.75, ResNet-32 92.63 -> 92.62, ResNet-56 93.39 -> 93.46), inside the 0.1-point
-tolerance, so ``auto`` uses it on CPUs with native bf16 and fp32 elsewhere (on CUDA fp32 is fast enough).
-``fp32`` is exact; ``teacher eval`` uses it to reproduce published numbers to the digit.
+tolerance, so ``auto`` uses it where bf16 is native: CPUs with native bf16 and CUDA devices that support it
+(evaluation only yields arg-max predictions, the least sensitive output; oefsmc/core/precision.py lists the
+precision of every stage), fp32 elsewhere.  ``fp32`` is exact; ``teacher eval`` uses it to reproduce
+published numbers to the digit.  Every record names the precision used (``metrics.eval_precision``).
+
+Batch size (:func:`device_batch_size`, a pixel budget per device): on CUDA evaluation runs in large
+batches (32,768 CIFAR images, i.e. a whole test set, or 668 at 224 x 224); on CPU the caller's batch
+(1000) is kept unless it would hold more pixels than 1000 CIFAR images (so 20 images at 224 x 224, where
+1000 would need gigabytes of activations).  Predictions do not depend on the batch in eval mode.
 """
 from __future__ import annotations
 
@@ -32,13 +39,40 @@ def cpu_has_bf16() -> bool:
         return False
 
 
+def _cuda_has_bf16() -> bool:
+    return bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+
+
+#: device type -> does it run bf16 natively (``auto`` precision)?
+NATIVE_BF16 = {"cpu": cpu_has_bf16, "cuda": _cuda_has_bf16}
+
+
 def resolve_precision(precision: str, device: torch.device | str) -> str:
-    """``auto`` -> ``bf16`` on CPUs with native bf16, else ``fp32``."""
+    """``auto`` -> ``bf16`` on devices with native bf16 (:data:`NATIVE_BF16`), else ``fp32``."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown evaluation precision {precision!r}")
     if precision != "auto":
         return precision
-    return "bf16" if torch.device(device).type == "cpu" and cpu_has_bf16() else "fp32"
+    native = NATIVE_BF16.get(torch.device(device).type)
+    return "bf16" if native is not None and native() else "fp32"
+
+
+#: device type -> pixels (images x height x width) per evaluation batch
+PIXEL_BUDGET = {"cpu": 1000 * 32 * 32, "cuda": 32 * 1024 * 32 * 32}
+
+
+def image_pixels(x: torch.Tensor) -> int:
+    """H x W of a batch: uint8 images are N x H x W x C (the datasets' layout), float ones N x C x H x W."""
+    h, w = (x.shape[1], x.shape[2]) if x.dtype == torch.uint8 else (x.shape[-2], x.shape[-1])
+    return max(1, int(h) * int(w))
+
+
+def device_batch_size(requested: int, pixels: int, device: torch.device | str) -> int:
+    """The evaluation batch for images of ``pixels`` (H x W) on ``device``: on CUDA the pixel budget (large
+    batches, bounded memory), elsewhere ``requested`` shrunk to the budget; always at least 1."""
+    kind = torch.device(device).type
+    fit = max(1, PIXEL_BUDGET.get(kind, PIXEL_BUDGET["cpu"]) // pixels)
+    return fit if kind == "cuda" else min(requested, fit)
 
 
 @torch.no_grad()
@@ -49,6 +83,7 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int = 1000, transform
     model.eval()
     tf = transform or (lambda t: t)
     device = next(model.parameters()).device
+    batch_size = device_batch_size(batch_size, image_pixels(x), device) if x.ndim == 4 else batch_size
     fast = resolve_precision(precision, device) == "bf16"
     fmt = torch.channels_last if fast else torch.contiguous_format
     if fast:

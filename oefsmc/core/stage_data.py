@@ -17,6 +17,8 @@ from typing import Iterator, Optional
 
 import torch
 
+from .augment import to_device
+
 
 @dataclass
 class StageData:
@@ -110,7 +112,7 @@ class StageData:
         def stream(n: int) -> Iterator[torch.Tensor]:
             dev = self.few_x.device
             while True:
-                perm = torch.randperm(n, generator=generator).to(dev)
+                perm = to_device(torch.randperm(n, generator=generator), dev)  # async on CUDA
                 if n <= batch_size:
                     yield perm
                     continue

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -41,8 +42,13 @@ def _random300k(arg: str, root, download) -> torch.Tensor:
     if not path.is_file():
         raise UserError(f"no 300K Random Images file at {path}: download 300K_random_images.npy (see the "
                         "Outlier Exposure / Open-Sampling READMEs) and pass --set oe.ood=random300k:PATH")
-    arr = np.load(path, mmap_mode="r")
-    return torch.from_numpy(np.ascontiguousarray(arr))
+    arr = np.load(path, mmap_mode="r")  # memory-mapped: only the sampled images are ever read
+    if arr.dtype != np.uint8 or arr.ndim != 4 or arr.shape[-1] not in (1, 3):
+        raise UserError(f"{path} holds {arr.dtype} {arr.shape}, expected uint8 N x H x W x 3 (the 300K Random "
+                        "Images file is 300000 x 32 x 32 x 3)")
+    with warnings.catch_warnings():  # a read-only view, never written (ood_pool only indexes it)
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(arr))
 
 
 def _cifar(name: str):

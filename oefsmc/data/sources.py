@@ -4,9 +4,14 @@ On-disk formats, tried in this order for CIFAR:
 1. the array format of ``../shared/data``: ``<root>/<dataset>/{train,test}.npz`` with ``images`` (uint8
    N x 32 x 32 x 3), ``labels`` and ``classes``;
 2. torchvision's format under ``<root>`` (``cifar-10-batches-py`` / ``cifar-100-python``), downloaded there
-   when ``download=True`` and the network is reachable.
+   when ``download=True`` and the network is reachable.  Files with the official md5s are read by
+   torchvision; files in the same format with other contents (torchvision refuses them: it checks the
+   md5s on every load) by the suite's reader of that format, with the source marked
+   ``cifar-python-unverified:`` (:mod:`oefsmc.data.cifar_python`).
 ImageNet is an ImageFolder tree ``<root>/imagenet/{train,val}/<wnid>/*``, decoded once (resize 256, centre
-crop 224) and cached as a uint8 tensor file, so no cell decodes again.
+crop 224) and cached as a uint8 tensor file, so no cell decodes again.  Labels are indices into the training
+split's sorted wnids (the teacher's outputs), for ``val`` too: a ``val`` tree holding a subset of the wnids is
+labelled correctly (ImageFolder alone would number its own folders), and a wnid unknown to ``train`` is an error.
 Each loaded split is memoised in-process (long-lived sweep workers reuse it).
 """
 from __future__ import annotations
@@ -98,11 +103,14 @@ def _load_cifar(dataset: str, root: Optional[str], split: str, download: bool) -
         if npz.is_file():
             return _from_arrays(npz)
     import torchvision
+    from .cifar_python import folder_name, official_md5s_match
     cls = torchvision.datasets.CIFAR10 if dataset == "cifar10" else torchvision.datasets.CIFAR100
     tv_root = root or str(cache_dir() / "data")  # without --data-root: where --download put it before
-    folder = Path(tv_root) / ("cifar-10-batches-py" if dataset == "cifar10" else "cifar-100-python")
+    folder = Path(tv_root) / folder_name(dataset)
     if not download and not folder.is_dir():
         raise _no_data(dataset, root)
+    if not download and not official_md5s_match(dataset, tv_root):
+        return _unverified_cifar(dataset, tv_root, split)
     try:
         ds = cls(tv_root, train=(split == "train"), download=download)
     except RuntimeError:  # "Dataset not found or corrupted"
@@ -118,6 +126,15 @@ def _load_cifar(dataset: str, root: Optional[str], split: str, download: bool) -
     return ImageSet(images, labels, list(ds.classes), f"torchvision:{tv_root}", fingerprint(images, labels))
 
 
+def _unverified_cifar(dataset: str, tv_root: str, split: str) -> ImageSet:
+    """torchvision's format with non-official contents, read by :func:`read_cifar_python`."""
+    from .cifar_python import folder_name, read_cifar_python
+    data, labels, classes = read_cifar_python(dataset, tv_root, split, DATASETS.get(dataset).num_classes)
+    images, targets = torch.from_numpy(data), torch.from_numpy(labels)
+    return ImageSet(images, targets, classes, f"cifar-python-unverified:{Path(tv_root) / folder_name(dataset)}",
+                    fingerprint(images, targets))
+
+
 def _load_imagenet(root: Optional[str], split: str, download: bool) -> ImageSet:
     if not root:
         raise UserError("imagenet needs --data-root DIR with imagenet/{train,val}/<wnid>/*; torchvision cannot "
@@ -126,7 +143,29 @@ def _load_imagenet(root: Optional[str], split: str, download: bool) -> ImageSet:
     if not folder.is_dir():
         raise UserError(f"no ImageNet {split} folder at {folder}: pass --data-root DIR with imagenet/{{train,val}}/"
                         "<wnid>/* (download from image-net.org; --download cannot fetch ILSVRC-2012)")
-    return decode_image_folder(folder, 224, resize=256)
+    data = decode_image_folder(folder, 224, resize=256)
+    return data if split == "train" else _relabel(data, _train_classes(Path(root) / "imagenet" / "train"))
+
+
+def _train_classes(folder: Path) -> list[str]:
+    """The training split's classes in ImageFolder's order (sorted folder names)."""
+    from torchvision.datasets.folder import find_classes
+    if not folder.is_dir():
+        raise UserError(f"no ImageNet train folder at {folder}: its wnids define the labels of val; pass "
+                        "--data-root DIR with imagenet/{train,val}/<wnid>/*")
+    return find_classes(str(folder))[0]
+
+
+def _relabel(data: ImageSet, classes: list[str]) -> ImageSet:
+    """``data`` with labels re-indexed into ``classes`` (by name)."""
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = [c for c in data.classes if c not in index]
+    if unknown:
+        raise UserError(f"{data.source} has class folder(s) {', '.join(unknown[:3])} that the training split "
+                        "lacks: val must use the training wnids")
+    mapping = torch.as_tensor([index[c] for c in data.classes], dtype=torch.int64)
+    labels = mapping[data.labels]
+    return ImageSet(data.images, labels, list(classes), data.source, fingerprint(data.images, labels))
 
 
 def decode_image_folder(folder: Path, size: int, resize: int) -> ImageSet:

@@ -60,8 +60,9 @@ def load_torchvision_weights(model: nn.Module) -> str:
         state = weights.get_state_dict(progress=False)
     except Exception as exc:  # URLError, HTTPError, socket errors ... all mean "no network"
         raise UserError(
-            f"could not fetch torchvision ResNet-34 weights ({type(exc).__name__}); connect to the internet "
-            "once so torchvision caches them, or pass --teacher PATH to a ResNet-34 state_dict") from None
+            f"could not fetch torchvision ResNet-34 weights ({type(exc).__name__}): connect to the internet "
+            "once so torchvision caches them, or pass a ResNet-34 state_dict with --teacher imagenet=PATH "
+            "(sweep) / --teacher PATH (run)") from None
     model.load_state_dict(state)
     return str(weights)
 

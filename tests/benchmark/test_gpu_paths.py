@@ -1,0 +1,114 @@
+"""The CUDA code paths, checked on CPU where they can be: precision per stage, evaluation batches, worker
+threads, a parent that never touches CUDA, and the same records with ``--jobs 1`` and ``--jobs 2``."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from benchmark import workers
+from benchmark.sweep import add_sweep_arguments, plan_from_args
+from oefsmc.core import evaluate
+from oefsmc.core.augment import random_crop_flip, to_device
+from oefsmc.core.precision import full_fp32, loss_values
+
+REPO = Path(__file__).resolve().parents[2]
+VOLATILE = {"run", "timings", "env", "seconds", "wall_s"}
+
+
+def test_full_fp32_switches_tf32_off_and_restores_it():
+    before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        with full_fp32():
+            assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
+        assert torch.backends.cudnn.allow_tf32
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
+
+
+def test_losses_kept_on_the_device_give_the_same_floats():
+    vals = [torch.tensor(v, dtype=torch.float32) for v in (0.1, 2.5, 1e-7)]
+    assert loss_values(vals) == [float(v) for v in vals] and loss_values([]) == []
+
+
+def test_augmentation_indices_are_the_same_through_to_device():
+    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
+    a = random_crop_flip(x, torch.Generator().manual_seed(3), 2)
+    b = random_crop_flip(x, torch.Generator().manual_seed(3), 2)
+    assert torch.equal(a, b) and torch.equal(to_device(torch.arange(4), torch.device("cpu")), torch.arange(4))
+
+
+@pytest.mark.parametrize("device,shape,expected", [
+    ("cpu", (5, 32, 32, 3), 1000), ("cpu", (5, 224, 224, 3), 20), ("cpu", (5, 8, 8, 1), 1000),
+    ("cuda", (5, 32, 32, 3), 32768), ("cuda", (5, 224, 224, 3), 668), ("cpu", (5, 5000, 5000, 3), 1),
+])
+def test_evaluation_batches_follow_the_device(device, shape, expected):
+    x = torch.zeros(shape, dtype=torch.uint8)
+    assert evaluate.device_batch_size(1000, evaluate.image_pixels(x), device) == expected
+    assert evaluate.image_pixels(torch.zeros((2, 3, 224, 224))) == 224 * 224  # float: N x C x H x W
+
+
+def test_auto_precision_is_bf16_where_the_device_has_it(monkeypatch):
+    monkeypatch.setitem(evaluate.NATIVE_BF16, "cuda", lambda: True)
+    assert evaluate.resolve_precision("auto", "cuda") == "bf16"
+    monkeypatch.setitem(evaluate.NATIVE_BF16, "cuda", lambda: False)
+    assert evaluate.resolve_precision("auto", "cuda") == "fp32"
+    assert evaluate.resolve_precision("fp32", "cuda") == "fp32"
+    assert evaluate.resolve_precision("auto", "meta") == "fp32"
+
+
+def test_cpu_workers_get_one_thread_cuda_workers_their_share(monkeypatch):
+    assert workers.worker_threads("cpu", 4, cores=16) == 1
+    assert workers.worker_threads("auto", 4, cores=16) == (4 if torch.cuda.is_available() else 1)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert workers.worker_threads("auto", 4, cores=16) == 4
+    assert workers.worker_threads("cuda", 32, cores=16) == 1 and workers.worker_threads("cpu", 4, cores=16) == 1
+
+
+def test_planning_a_sweep_never_initialises_cuda(monkeypatch, tmp_path):
+    def refuse(*_a, **_k):
+        raise AssertionError("the sweep's parent process initialised CUDA")
+
+    monkeypatch.setattr(torch.cuda, "_lazy_init", refuse)
+    monkeypatch.setattr(torch.cuda, "init", refuse)
+    args = add_sweep_arguments(argparse.ArgumentParser()).parse_args(
+        ["--table", "2", "--seeds", "1", "--jobs", "4", "--results-dir", str(tmp_path), "--only", "method=mir"])
+    plan, _, n_jobs = plan_from_args(args)
+    assert n_jobs == 4 and len(plan.jobs) == 27 and not torch.cuda.is_initialized()
+
+
+def _strip(obj):
+    if isinstance(obj, dict):
+        return {k: _strip(v) for k, v in obj.items() if k not in VOLATILE}
+    if isinstance(obj, list):
+        return [_strip(v) for v in obj]
+    return obj
+
+
+def _demo_sweep(tmp: Path, jobs: int) -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", OEFSMC_CACHE=str(tmp / f"cache{jobs}"),
+               PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]))
+    env.pop("OEFSMC_FAKE_PIPELINE", None)
+    results = tmp / f"results{jobs}"
+    cmd = [sys.executable, "-m", "benchmark", "sweep", "--table", "2", "--seeds", "1", "--jobs", str(jobs),
+           "--no-render", "--no-progress", "--results-dir", str(results),
+           "--only", "paper_dataset=cifar10,paper_num=10,method=fskd|mir,variant=none|full",
+           "--set", "mir.iters=20", "--set", "finetune.max_iters=20"]
+    proc = subprocess.run(cmd, cwd=tmp, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return {p.stem: _strip(json.loads(p.read_text())) for p in sorted((results / "demo").glob("*.json"))}
+
+
+@pytest.mark.slow
+def test_the_same_records_with_one_and_two_workers(tmp_path):
+    one, two = _demo_sweep(tmp_path, 1), _demo_sweep(tmp_path, 2)
+    assert len(one) == 4 and one.keys() == two.keys()
+    for key in one:
+        assert one[key] == two[key], key
