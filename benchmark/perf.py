@@ -126,6 +126,7 @@ def _teacher_rows(data_root: str, rows: list[dict], steps: int = 30) -> None:
     """Teacher training throughput (ResNet-32, CIFAR-10 images, batch 128): an eager fp32 loop (normalise
     and augment each batch from uint8, default memory format) against the suite's trainer in fp32 and
     bf16, each over ``steps`` iterations after one warm-up epoch of the same size."""
+    import torch
     import torch.nn.functional as F
 
     from oefsmc.core.augment import random_crop_flip
