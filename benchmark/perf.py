@@ -13,7 +13,6 @@ Prints one table (and, with ``--json``, one JSON object as the last stdout line)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import subprocess
@@ -21,6 +20,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import torch
 
 from .cli import command, emit_json
 
@@ -194,8 +197,8 @@ def _run(args) -> int:
                                    None)
     if ("eval" not in args.skip or "methods" not in args.skip) and (teacher is None or
                                                                      not Path(args.data_root, "cifar10").is_dir()):
-        raise UserError(f"perf needs CIFAR-10 arrays and a ResNet-32 teacher: pass --data-root DIR and --teacher PATH "
-                        f"(or --skip eval --skip methods)")
+        raise UserError("perf needs CIFAR-10 arrays and a ResNet-32 teacher: pass --data-root DIR and --teacher PATH "
+                        "(or --skip eval --skip methods)")
     torch.set_num_threads(os.cpu_count() or 1)
     rows: list[dict] = []
     if "eval" not in args.skip:
