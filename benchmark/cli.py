@@ -49,7 +49,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                                                    "validation split of the training pool (never the test set)"),
     "perf": ("benchmark.perf", "measure evaluation throughput, FSKD speed, per-cell cost and the demo sweep"),
     "gpu-runbook": ("benchmark.gpu_runbook", "on a lent GPU: teachers, then a slice of the paper's cells, with "
-                                             "per-cell timings, in one call of a few minutes"),
+                                             "per-cell timings, within a time budget (resumable)"),
     "gpu-cost": ("benchmark.gpu_cost", "PROJECTION of the GPU-hours of each paper artifact from a gpu-runbook's "
                                        "timings"),
 }

@@ -18,7 +18,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from oefsmc.core.finetune import FINETUNE_PARAMS, MONITORS, EarlyStopping
+from oefsmc.core.finetune import FINETUNE_PARAMS, HOLDOUT_MONITORS, MONITORS, EarlyStopping
+
+#: the monitors a curve without held-out images carries
+SIMULATED = [m for m in MONITORS if m not in HOLDOUT_MONITORS]
 
 from .cli import command, emit_json
 from .commands import _cell_args, _log, cell_from_args
@@ -71,7 +74,7 @@ def study_variant(cell: dict, val_per_class: int) -> dict:
     record = run_config(resolved, log=_log, finetune_probe=probe)
     hp = resolved["hp"]["finetune"]
     patience = FINETUNE_PARAMS["patience"].value_for(resolved["schedule"])  # the rule cells use, not the study's
-    stops = {name: simulate_early_stopping(curve, name, patience, hp["eval_every"]) for name in MONITORS}
+    stops = {name: simulate_early_stopping(curve, name, patience, hp["eval_every"]) for name in curve[0]["monitors"]}
     return {"variant": cell["oe"], "finetune_hp": hp, "simulated_patience": patience, "curve": curve,
             "early_stopping": stops,
             "val_at_start": curve[0]["val_top1"], "val_at_end": curve[-1]["val_top1"],
@@ -113,10 +116,10 @@ def _run(args) -> int:
         args.oe = v
         results.append(study_variant(cell_from_args(args), args.val_per_class))
     print(f"{'variant':<8} {'val@0':>7} {'val@end':>8} {'best val (iter)':>16}  "
-          + "  ".join(f"{m + ' (kept)':>18}" for m in MONITORS))
+          + "  ".join(f"{m + ' (kept)':>18}" for m in SIMULATED))
     for r in results:
         best = r["val_best"]
-        kept = [r["early_stopping"][m] for m in MONITORS]
+        kept = [r["early_stopping"][m] for m in SIMULATED]
         stops = "  ".join(f"{k['val_top1']:11.2f} ({k['restored_iter']:>4})" for k in kept)
         print(f"{r['variant']:<8} {r['val_at_start']:7.2f} {r['val_at_end']:8.2f} {best['val_top1']:9.2f} "
               f"({best['iter']:>4})  {stops}")

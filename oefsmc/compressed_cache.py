@@ -19,6 +19,7 @@ import hashlib
 import io
 import json
 import os
+import pickle
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -80,7 +81,10 @@ def cached_compression(identity: dict, compute: Callable[[], dict], device: torc
             return hit, True
         out = compute()
         buf = io.BytesIO()
-        torch.save({"identity": identity, **out}, buf)
+        try:
+            torch.save({"identity": identity, **out}, buf)
+        except (pickle.PicklingError, AttributeError, TypeError):  # a student that cannot be pickled: not cached
+            return out, False
         atomic_write_bytes(path, buf.getvalue())
         return out, False
 

@@ -235,7 +235,8 @@ def finetune(model: nn.Module, data: StageData, loss_fn: LossFn, hp: dict, gener
             view = {"few": logits_few, "aux": logits_aux, "data": data, "loss_fn": loss_fn,
                     "holdout": model(holdout[0]) if holdout is not None else None,
                     "holdout_y": holdout[1] if holdout is not None else None}
-            names = list(MONITORS) if probe is not None else [hp["monitor"]]
+            names = ([n for n in MONITORS if n not in HOLDOUT_MONITORS or holdout is not None] if probe is not None
+                     else [hp["monitor"]])
             values = {n: MONITORS[n](view) for n in names}
         if probe is not None:
             stop_requested = bool(probe(model, iteration, values))

@@ -44,6 +44,14 @@ def _tv_resnet_class() -> type:
     return TVResNet
 
 
+def __getattr__(name: str):
+    """``TVResNet`` is built lazily (torchvision imports in ~2 s); this makes it importable by name, so a
+    pickled student (the compressed-state cache) finds its class (PEP 562)."""
+    if name == "TVResNet":
+        return _tv_resnet_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def resnet34(num_classes: int = 1000, in_channels: int = 3) -> nn.Module:
     import torchvision
     model = _tv_resnet_class()(torchvision.models.resnet.BasicBlock, [3, 4, 6, 3], num_classes=num_classes)

@@ -19,7 +19,7 @@ from oefsmc.core.augment import random_crop_flip, to_device
 from oefsmc.core.precision import full_fp32, loss_values
 
 REPO = Path(__file__).resolve().parents[2]
-VOLATILE = {"run", "timings", "env", "seconds", "wall_s"}
+VOLATILE = {"run", "timings", "original_timings", "reused", "env", "seconds", "wall_s"}
 
 
 def test_full_fp32_switches_tf32_off_and_restores_it():

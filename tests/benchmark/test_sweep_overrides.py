@@ -17,7 +17,7 @@ SWEEP = {"mir.iters": "5", "fskd.ridge": "0.1", "oe.eta": "1.5", "finetune.max_i
 
 def test_every_namespace_is_checked_once():
     assert parse_sweep_overrides([f"{k}={v}" for k, v in SWEEP.items()]) == SWEEP
-    for bad, msg in (("mir.iterz=3", "unknown parameter 'mir.iterz'"), ("teacher.epochs=x", "expected a int"),
+    for bad, msg in (("mir.iterz=3", "unknown parameter 'mir.iterz'"), ("teacher.epochs=x", "expected an integer"),
                      ("teacher.depth=3", "unknown teacher setting"), ("oe.ood=nowhere:x", "unknown OOD source"),
                      ("bogus.x=1", "expected NAMESPACE.NAME"), ("iters=3", "expected NAMESPACE.NAME"),
                      ("mir.iters", "expected NAME=VALUE")):

@@ -31,7 +31,7 @@ def test_probe_sees_every_monitor_evaluation_and_changes_nothing():
     assert plain["metrics"]["per_class"] == probed["metrics"]["per_class"]
     iters = [it for it, _ in seen]
     assert iters[0] == 0 and iters == sorted(iters) and iters[-1] == probed["stats"]["finetune"]["iters"]
-    assert set(seen[0][1]) == {"train_loss", "few_loss", "few_acc", "holdout_loss"}
+    assert set(seen[0][1]) == {"train_loss", "few_loss", "few_acc"}
     history = {h["iter"]: h["monitor"] for h in probed["stats"]["finetune"]["history"]}
     monitor = probed["stats"]["finetune"]["monitor"]
     assert all(history[it] == mons[monitor][0] for it, mons in seen if it in history)

@@ -73,6 +73,7 @@ def test_sets_do_not_depend_on_method_or_variant():
 def _capture_stage_data(monkeypatch):
     """Record the StageData each stage sees (compression: via the method; fine-tuning: via finetune())."""
     seen = {}
+    monkeypatch.setenv("OEFSMC_COMPRESSED_CACHE", "0")  # the compression must run to be seen
     cls = METHODS.get("fskd")
     original = cls.compress
 
@@ -82,9 +83,9 @@ def _capture_stage_data(monkeypatch):
     monkeypatch.setattr(cls, "compress", spy_compress)
     original_ft = ft.finetune
 
-    def spy_ft(model, data, loss_fn, hp, generator, aux_labels_fn=None, augment_fn=None, probe=None):
+    def spy_ft(model, data, loss_fn, hp, generator, aux_labels_fn=None, *args, **kwargs):
         seen["finetune"] = (data, loss_fn, aux_labels_fn)
-        return original_ft(model, data, loss_fn, hp, generator, aux_labels_fn, augment_fn, probe)
+        return original_ft(model, data, loss_fn, hp, generator, aux_labels_fn, *args, **kwargs)
     monkeypatch.setattr(pipeline.ft, "finetune", spy_ft)
     return seen
 
