@@ -157,6 +157,7 @@ def test_paper_sweep_renders_table2_with_the_papers_numbers(paper_sweep):
     assert "78.9" in csv and "66.36" in csv
 
 
+@pytest.mark.slow
 def test_imagenet_column_without_a_teacher_fails_with_the_fix(paper_root, suite_cache, paper_sweep, tmp_path):
     """torchvision's ResNet-34 weights need the network: the cell fails, and the one line names the fix."""
     code, summary, err = _sweep(paper_root, tmp_path, suite_cache, "--no-render", "--only", CELLS[2],

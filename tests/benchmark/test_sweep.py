@@ -112,6 +112,7 @@ def test_dry_run_computes_nothing(fake_env, capsys):
     assert not (fake_env / "out" / "demo" / "table2.md").exists()     # a dry run renders nothing either
 
 
+@pytest.mark.slow
 def test_render_only_computes_nothing_and_renders(fake_env, capsys):
     assert _cli(fake_env, "--table", "1", "--seeds", "1", "--no-render") == 0       # 32 records
     capsys.readouterr()
@@ -136,6 +137,7 @@ def test_rerun_computes_nothing(fake_env, capsys):
     assert len(os.listdir(fake_env / "markers")) == 32
 
 
+@pytest.mark.slow
 def test_paper_profile_skips_a_missing_column_and_runs_the_rest(fake_env, capsys, monkeypatch):
     monkeypatch.setenv("OEFSMC_FAKE_MISSING", "imagenet")
     code = _cli(fake_env, "--table", "2", "--profile", "paper", "--seeds", "2", "--data-root", str(fake_env))
@@ -150,6 +152,7 @@ def test_paper_profile_skips_a_missing_column_and_runs_the_rest(fake_env, capsys
     assert "| Δ (repro − paper) |" in md                               # the paper's configuration: Δ stays
 
 
+@pytest.mark.slow
 def test_columns_a_profile_never_runs_are_left_out_and_named(fake_env, capsys):
     assert _cli(fake_env, "--table", "2", "--profile", "cifar10-real", "--seeds", "1",
                 "--data-root", str(fake_env)) == 0
@@ -169,6 +172,7 @@ def test_demo_profile_treats_missing_inputs_as_an_error(fake_env, capsys, monkey
     assert _last_json(capsys)["skipped"] == 32
 
 
+@pytest.mark.slow
 def test_tables_and_figures_are_rendered(fake_env, capsys):
     assert _cli(fake_env, "--table", "1", "--table", "2", "--figure", "all", "--seeds", "2") == 0
     out = _last_json(capsys)
@@ -196,6 +200,7 @@ def test_tables_and_figures_are_rendered(fake_env, capsys):
             assert t1[(r["method"], r["num"])] == r["reproduced_mean"]
 
 
+@pytest.mark.slow
 def test_cifar10_real_renders_not_run_cells_with_a_reason(fake_env, capsys):
     (fake_env / "t.th").write_bytes(b"PK fake checkpoint")
     assert _cli(fake_env, "--table", "2", "--profile", "cifar10-real", "--seeds", "1",

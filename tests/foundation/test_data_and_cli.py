@@ -30,6 +30,7 @@ def test_help_lists_subcommands():
     assert "--num" in cli("fewshot", "--help").stdout
 
 
+@pytest.mark.slow
 def test_fewshot_json_last_line_demo():
     proc = cli("fewshot", "--dataset", "digits", "--num", "20", "--seed", "1", "--json")
     rec = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -43,6 +44,7 @@ def test_fewshot_json_last_line_demo():
     assert again["indices"] == rec["indices"]
 
 
+@pytest.mark.slow
 def test_fewshot_balanced_gives_uniform_gamma():
     rec = json.loads(cli("fewshot", "--dataset", "digits", "--num", "30", "--balanced", "--json")
                      .stdout.strip().splitlines()[-1])
@@ -61,6 +63,7 @@ def test_fewshot_balanced_gives_uniform_gamma():
     (["run", "--dataset", "digits", "--arch", "demo_vgg", "--num", "10", "--method", "fskd", "--set", "x"],
      "NAME=VALUE"),
 ])
+@pytest.mark.slow
 def test_bad_input_one_line_error(args, needle):
     proc = cli(*args, check=False)
     assert proc.returncode != 0
@@ -119,6 +122,7 @@ def test_pickled_code_checkpoint_is_refused(tmp_path):
         read_state_dict(path)
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 @pytest.mark.parametrize("depth,top1", [(20, 91.73), (32, 92.63), (56, 93.39)])
 def test_published_teachers_reproduce(shared_data, depth, top1):
@@ -130,6 +134,7 @@ def test_published_teachers_reproduce(shared_data, depth, top1):
     assert rec["normalization"] == "imagenet"
 
 
+@pytest.mark.slow
 @pytest.mark.realdata
 def test_real_fewshot_indices(shared_data):
     rec = json.loads(cli("fewshot", "--dataset", "cifar10", "--num", "100", "--seed", "2", "--data-root",

@@ -59,6 +59,7 @@ def test_run_record_has_oe_settings_histogram_and_losses():
     assert np.allclose(oe["ood_label_distribution"], (alpha - beta) / (10 * alpha - 1))
 
 
+@pytest.mark.slow
 def test_sets_do_not_depend_on_method_or_variant():
     recs = [run_config(resolve_config(cell(method=m, oe=v, overrides=quick(), arch=a)))
             for m, v, a in [("fskd", "full", "demo_vgg"), ("mir", "no-comp", "demo_vgg"),
