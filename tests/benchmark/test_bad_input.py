@@ -42,6 +42,11 @@ REPO_TREES = (REPO / "results", REPO / "paper_tables" / "out")
 
 
 # ============================================================================ trees and hashes
+#: Trees under results/ that long-running developer jobs (a teacher in training, a protocol study) write
+#: while tests run; no sweep writes there.
+BACKGROUND_WRITERS = ("studies", "teachers")
+
+
 def tree_hash(root: Path) -> dict[str, str]:
     """relative path -> sha256 of every file (and "dir" for every directory) under ``root``."""
     out = {}
@@ -49,6 +54,8 @@ def tree_hash(root: Path) -> dict[str, str]:
         return out
     for p in sorted(root.rglob("*")):
         rel = str(p.relative_to(root))
+        if root.name == "results" and rel.split("/")[0] in BACKGROUND_WRITERS:
+            continue
         out[rel] = "dir" if p.is_dir() else hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
