@@ -93,7 +93,6 @@ def resolve_config(cell: dict) -> dict:
             oe.pop("lambda"), oe.pop("class_weights")
         if variant.finetune != "ce+ood":  # eta and the label mode act only in fine-tuning
             oe.pop("eta"), oe.pop("labels")
-        _check_oe(oe)
         hp["oe"] = oe
         ood_info = {"source": oe["ood"], "identity": _ood_identity(oe["ood"], cell.get("data_root"))}
     elif any(k.startswith("oe.") for k in overrides):
@@ -125,16 +124,9 @@ def _finetune_hp(schedule: str, overrides: dict) -> dict:
         if "finetune.holdout" in overrides:
             raise UserError("--set finetune.holdout: acts only with --set finetune.monitor=holdout_loss")
         hp.pop("holdout")
-    elif not 0 < hp["holdout"] < 1:
+    elif not 0 < hp["holdout"] < 1:  # the Param's range admits 0 and 1; a held-out fraction cannot be either
         raise UserError(f"--set finetune.holdout={hp['holdout']}: must be a fraction strictly between 0 and 1")
     return hp
-
-
-def _check_oe(oe: dict) -> None:
-    if "lambda" in oe and not 0 <= oe["lambda"] <= 1:
-        raise UserError(f"--set oe.lambda={oe['lambda']}: lambda of Eq. 7 must lie in [0, 1]")
-    if "eta" in oe and oe["eta"] < 0:
-        raise UserError(f"--set oe.eta={oe['eta']}: eta of Eq. 9 must be >= 0")
 
 
 def _teacher_overrides(cell: dict, overrides: dict) -> dict:
