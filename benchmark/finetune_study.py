@@ -74,7 +74,8 @@ def study_variant(cell: dict, val_per_class: int) -> dict:
     record = run_config(resolved, log=_log, finetune_probe=probe)
     hp = resolved["hp"]["finetune"]
     patience = FINETUNE_PARAMS["patience"].value_for(resolved["schedule"])  # the rule cells use, not the study's
-    stops = {name: simulate_early_stopping(curve, name, patience, hp["eval_every"]) for name in curve[0]["monitors"]}
+    stops = {name: simulate_early_stopping(curve, name, patience, hp["eval_every"], hp["rel_tol"])
+             for name in curve[0]["monitors"]}
     return {"variant": cell["oe"], "finetune_hp": hp, "simulated_patience": patience, "curve": curve,
             "early_stopping": stops,
             "val_at_start": curve[0]["val_top1"], "val_at_end": curve[-1]["val_top1"],
@@ -82,10 +83,11 @@ def study_variant(cell: dict, val_per_class: int) -> dict:
             "test_top1_compressed": record["metrics"]["top1_compressed"]}
 
 
-def simulate_early_stopping(curve: list[dict], monitor: str, patience: int, every: int) -> dict:
+def simulate_early_stopping(curve: list[dict], monitor: str, patience: int, every: int,
+                            rel_tol: float = 0.0) -> dict:
     """Where :func:`oefsmc.core.finetune.finetune`'s rule (:class:`EarlyStopping`) would stop and which
     point it would restore, had ``monitor`` been the monitor."""
-    stopping = EarlyStopping(curve[0]["monitors"][monitor], patience, every)
+    stopping = EarlyStopping(curve[0]["monitors"][monitor], patience, every, rel_tol)
     stop = curve[0]
     for point in curve[1:]:
         stop = point
