@@ -201,6 +201,9 @@ def _write_summary(out_dir: Path, rows: list[dict]) -> None:
     text = ("# Fine-tuning protocol study (validation split of the training pool; never the test set)\n\n"
             "Mean validation top-1 over every (method, variant, Num, seed) run present; `runs` counts them. "
             "Criterion fixed in advance: the highest mean under the default monitor rule.\n\n"
+            + ("**PARTIAL: the protocols have different numbers of runs, so their means are not comparable yet "
+               "(the study is resumable: `python -m benchmark protocol-study --phase 1`).**\n\n"
+               if frame.groupby("phase")["runs"].nunique().max() > 1 else "")
             + tabulate(frame, headers="keys", tablefmt="github", showindex=False, floatfmt=".2f") + "\n")
     atomic_write(out_dir / "summary.md", text)
 
