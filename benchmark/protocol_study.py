@@ -242,8 +242,9 @@ def _run(args) -> int:
     rows = summarize(out_dir)
     if rows:
         _write_summary(out_dir, rows)
-    if args.json:
-        emit_json({"rows": rows})
+    if args.json:  # JSON has no NaN: a protocol with one run has no std
+        emit_json({"rows": [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                            for r in rows]})
     return 0
 
 
