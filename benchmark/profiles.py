@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Mapping, Optional
 
 from oefsmc.errors import UserError
+from paper_tables.columns import ColumnMap  # noqa: F401  (re-exported: profiles are built from it)
 
 #: The repository root when running from a checkout (``<root>/benchmark/profiles.py``).
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -46,19 +47,6 @@ PAPER_COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
 }
 PAPER_DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ILSVRC-2012"}
 PAPER_ARCH_LABELS = {"vgg16": "VGG-16", "resnet32": "ResNet-32", "resnet34": "ResNet-34"}
-
-
-@dataclass(frozen=True)
-class ColumnMap:
-    """How one paper column (dataset, arch) is run in a profile: run dataset, run arch, Num scaling."""
-
-    dataset: str
-    arch: str
-    num_divisor: int = 1
-
-    def num(self, paper_num: int) -> int:
-        """The Num actually drawn for the paper's ``paper_num``."""
-        return paper_num // self.num_divisor
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,8 @@ from tabulate import tabulate
 
 from oefsmc.atomic import atomic_write
 
+from .columns import ColumnMap
+
 from .figure3 import render_figure3, render_figure3_panels  # noqa: F401  (re-export)
 
 __all__ = [
@@ -126,16 +128,8 @@ class RunsAs(Protocol):
     def num(self, paper_num: int) -> int: ...
 
 
-@dataclass(frozen=True)
-class ColumnRun:
-    """What ran for one paper column: run dataset, run architecture and the Num divisor."""
-
-    dataset: str
-    arch: str
-    num_divisor: int = 1
-
-    def num(self, paper_num: int) -> int:
-        return paper_num // self.num_divisor
+#: What ran for one paper column (the profiles' own definition).
+ColumnRun = ColumnMap
 
 
 @dataclass(frozen=True)
