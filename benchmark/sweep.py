@@ -650,10 +650,15 @@ def plan_from_args(args: argparse.Namespace) -> tuple[Plan, ResultCache, int]:
     n_jobs = args.jobs if args.jobs is not None else (-1 if dask else _default_jobs())
     seeds = list(range(profile.n_seeds if args.seeds is None else args.seeds))
     entries = select_entries(build_grid(artifacts, profile, seeds), only)
+    cache = ResultCache(args.results_dir, profile.name)
+    if getattr(args, "render_only", False):
+        # rendering reads the records only: no data file is opened, no teacher checked or hashed
+        from .record_plan import plan_from_records
+        return plan_from_records(entries, profile, cache, artifacts, seeds, _log), cache, n_jobs
     hooks = default_hooks()
     check_teachers((e.cell for e in entries), hooks.check_teacher)
     plan = plan_sweep(entries, profile, hooks, artifacts, seeds)
-    return plan, ResultCache(args.results_dir, profile.name), n_jobs
+    return plan, cache, n_jobs
 
 
 def _plan_summary(plan: Plan, cache: ResultCache, dry_run: bool) -> dict[str, Any]:

@@ -1,0 +1,101 @@
+"""Plans built from the records alone, for ``--render-only``: no dataset is opened, no teacher hashed.
+
+A normal plan resolves every grid entry (:func:`benchmark.sweep.plan_sweep`), which reads the data files
+for their fingerprints and hashes the teachers.  Rendering needs none of that: every record carries the
+cell it was computed for (``record["cell"]``), so grid entries are matched to records on the cell's
+*identity* -- the experiment's own fields (dataset, arch, Num, balance and ratio, method, OE variant,
+seed, schedule, and the overrides that differ from their defaults), without its locations (data root,
+teacher path, OOD path, device).  A fresh clone without ``../shared`` can then render the committed
+records.  When two records of the current schema match one entry (e.g. the same cell computed with two
+teachers), the newest is used and one line says so.
+"""
+from __future__ import annotations
+
+import hashlib
+from collections import defaultdict
+from typing import Callable, Iterable, Optional
+
+from .cache import ResultCache, canonical_json
+from .grids import GridEntry
+
+#: Cell fields that are locations or machine choices, not the experiment (the record's config holds the
+#: identities: the teacher's sha256, the data fingerprints, the resolved device).
+LOCATION_FIELDS = ("data_root", "teacher", "teacher_normalization", "ood", "device", "eval_precision")
+
+
+def _param_spaces() -> dict:
+    from oefsmc.core.finetune import FINETUNE_PARAMS
+    from oefsmc.core.method import METHODS
+    from oefsmc.oe.params import OE_PARAMS
+    import baselines  # noqa: F401  (registers the methods)
+    spaces = {name: METHODS.get(name).params for name in METHODS.names()}
+    spaces.update(finetune=FINETUNE_PARAMS, oe=OE_PARAMS)
+    return spaces
+
+
+def normalised_overrides(cell: dict, spaces: dict) -> dict:
+    """The cell's overrides without those equal to their schedule default (as planning drops them)."""
+    from oefsmc.core.params import parse_value
+    out = {}
+    for name, raw in sorted((cell.get("overrides") or {}).items()):
+        ns, _, param = name.partition(".")
+        spec = spaces.get(ns, {}).get(param)
+        if spec is not None:
+            try:
+                if parse_value(str(raw), spec.default, name, spec.choices) == spec.value_for(cell.get("schedule",
+                                                                                                      "official")):
+                    continue
+            except Exception:  # noqa: BLE001  (an override that does not parse keeps its text)
+                pass
+        out[name] = str(raw)
+    return out
+
+
+def cell_identity(cell: dict, spaces: dict) -> str:
+    body = {k: v for k, v in cell.items() if k not in LOCATION_FIELDS}
+    body["overrides"] = normalised_overrides(cell, spaces)
+    return canonical_json(body)
+
+
+def records_by_identity(cache: ResultCache, spaces: dict) -> dict[str, list[tuple[float, str, dict]]]:
+    """identity -> [(finished_unix, key, record)] for every valid record of the profile."""
+    out: dict[str, list] = defaultdict(list)
+    for key in cache.keys():
+        entry = cache.check(key)
+        if entry.state not in ("ok", "failed") or not isinstance(entry.record.get("cell"), dict):
+            continue
+        out[cell_identity(entry.record["cell"], spaces)].append((entry.finished_unix, key, entry.record))
+    return out
+
+
+def plan_from_records(entries: Iterable[GridEntry], profile, cache: ResultCache, artifacts: list[str],
+                      seeds: list[int], log: Optional[Callable[[str], None]] = None):
+    """A :class:`benchmark.sweep.Plan` whose jobs are the records matching the grid entries."""
+    from oefsmc.core.method import METHODS
+    from oefsmc.models import ARCHS
+
+    from .sweep import Job, Plan
+    spaces = _param_spaces()
+    found = records_by_identity(cache, spaces)
+    keys, reasons, kinds, jobs = [], [], [], {}
+    warned = set()
+    entries = list(entries)
+    for e in entries:
+        method = METHODS.get(e.cell["method"])
+        if not method.is_applicable(ARCHS.get(e.cell["arch"]).family):
+            keys.append(None), reasons.append(method.not_applicable_reason), kinds.append("na")
+            continue
+        ident = cell_identity(e.cell, spaces)
+        matches = sorted(found.get(ident, []), key=lambda m: m[0])
+        if len(matches) > 1 and ident not in warned and log:
+            warned.add(ident)
+            log(f"{len(matches)} records match {e.cell['method']} {e.cell['oe']} Num={e.cell['num']} "
+                f"seed={e.cell['seed']}; rendering the newest ({matches[-1][1]})")
+        if matches:
+            _, key, rec = matches[-1]
+        else:  # no record: a key no file has, so the cell renders as missing
+            key = "none-" + hashlib.sha256(ident.encode()).hexdigest()[:15]
+            rec = {"cell": e.cell, "config": {}}
+        jobs.setdefault(key, Job(key, rec["cell"], rec.get("config", {}))).entries.append(e)
+        keys.append(key), reasons.append(None), kinds.append("job")
+    return Plan(profile, list(artifacts), list(seeds), entries, keys, reasons, kinds, jobs)

@@ -1,0 +1,64 @@
+"""--render-only plans from the records alone (benchmark/record_plan.py): no data opened, no teacher hashed."""
+from __future__ import annotations
+
+import pytest
+
+import oefsmc.data.sources as sources
+import oefsmc.pipeline as pipeline
+import oefsmc.teacher_store as teacher_store
+from benchmark.cache import RESULTS_SCHEMA_VERSION, ResultCache
+from benchmark.grids import build_grid
+from benchmark.profiles import get_profile
+from benchmark.record_plan import _param_spaces, cell_identity, plan_from_records
+
+
+def _record(key: str, cell: dict, top1: float, finished: float) -> dict:
+    return {"schema_version": RESULTS_SCHEMA_VERSION, "key": key, "status": "ok", "cell": cell,
+            "config": {"dataset": cell["dataset"]}, "metrics": {"top1": top1}, "run": {"finished_unix": finished}}
+
+
+def test_identity_ignores_locations_and_overrides_equal_to_defaults():
+    spaces = _param_spaces()
+    cell = {"dataset": "cifar10", "arch": "resnet32", "num": 50, "balanced": False, "imbalance_ratio": 100.0,
+            "method": "mir", "oe": "full", "seed": 0, "schedule": "cpu", "overrides": {"oe.lambda": "0.5"},
+            "data_root": "/a", "teacher": "/t.th", "ood": "cifar100", "device": "auto"}
+    moved = dict(cell, data_root="/elsewhere", teacher="/other/t.th", device="cpu", overrides={})
+    assert cell_identity(cell, spaces) == cell_identity(moved, spaces)
+    assert cell_identity(cell, spaces) != cell_identity(dict(cell, overrides={"oe.lambda": "0.2"}), spaces)
+    assert cell_identity(cell, spaces) != cell_identity(dict(cell, seed=1), spaces)
+
+
+def test_plan_matches_entries_to_records_without_opening_data(tmp_path, monkeypatch):
+    def no_data(*args, **kwargs):
+        raise AssertionError("rendering must not open a data file")
+    monkeypatch.setattr(sources, "load_split", no_data)
+    monkeypatch.setattr(teacher_store, "data_identity", no_data)
+    monkeypatch.setattr(teacher_store, "teacher_identity", no_data)
+    monkeypatch.setattr(pipeline, "resolve_config", no_data)
+    profile = get_profile("cifar10-real", data_root=str(tmp_path / "absent"))
+    entries = build_grid(["table2"], profile, [0])
+    cache = ResultCache(tmp_path, profile.name)
+    first = next(e for e in entries if e.cell["oe"] == "full")
+    cache.write(_record("a" * 20, dict(first.cell, data_root="/other/root"), 61.0, 1.0))
+    cache.write(_record("b" * 20, dict(first.cell, teacher="/another.th"), 62.0, 2.0))  # newer: used
+    logged = []
+    plan = plan_from_records(entries, profile, cache, ["table2"], [0], logged.append)
+    i = entries.index(first)
+    assert plan.entry_keys[i] == "b" * 20 and plan.entry_kinds[i] == "job"
+    assert logged and "rendering the newest" in logged[0]
+    others = [k for j, k in enumerate(plan.entry_keys) if j != i]
+    assert all(k.startswith("none-") for k in others)
+    assert all(cache.check(k).state == "missing" for k in others)
+
+
+@pytest.mark.parametrize("bad", ["schema", "key"])
+def test_records_that_do_not_validate_are_not_rendered(tmp_path, bad):
+    profile = get_profile("demo")
+    entries = build_grid(["table2"], profile, [0])
+    cache = ResultCache(tmp_path, profile.name)
+    rec = _record("c" * 20, entries[0].cell, 50.0, 1.0)
+    rec.update({"schema_version": 1} if bad == "schema" else {"key": "d" * 20})
+    cache.dir.mkdir(parents=True)
+    (cache.dir / ("c" * 20 + ".json")).write_text(__import__("json").dumps(rec))
+    plan = plan_from_records(entries, profile, cache, ["table2"], [0])
+    assert plan.entry_keys[0].startswith("none-")
