@@ -19,17 +19,10 @@ from pathlib import Path
 
 from oefsmc.atomic import atomic_write, atomic_write_bytes
 from oefsmc.errors import UserError
+from oefsmc.filehash import sha256_file
 
 PART_MIB = 60  # below the 64 MiB a call carries, leaving room for the working tree
 ARRAY_FILES = ("cifar10/train.npz", "cifar10/test.npz", "cifar100/train.npz", "cifar100/test.npz")
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def split_file(src: Path, dest: Path, part_mib: int = PART_MIB) -> list[Path]:
@@ -44,7 +37,7 @@ def split_file(src: Path, dest: Path, part_mib: int = PART_MIB) -> list[Path]:
         for i, chunk in enumerate(iter(lambda: f.read(limit), b"")):
             parts.append(atomic_write_bytes(Path(f"{dest}.part{i:02d}"), chunk))
     manifest = Path(f"{dest}.parts.json")
-    atomic_write(manifest, json.dumps({"parts": len(parts), "size": size, "sha256": _sha256(src)}) + "\n")
+    atomic_write(manifest, json.dumps({"parts": len(parts), "size": size, "sha256": sha256_file(src)}) + "\n")
     return parts + [manifest]
 
 

@@ -10,7 +10,6 @@ normalised with, and every record says which one was used.
 """
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import torch.nn as nn
 
 from ..atomic import atomic_write, atomic_write_bytes
 from ..errors import InputError, UserError
+from ..filehash import sha256_file  # noqa: F401  (re-exported)
 from ..registry import Registry
 from .registry import build_model
 from .teacher_training import TRAINER_VERSION, train_teacher  # noqa: F401  (re-exported)
@@ -55,14 +55,6 @@ class Teacher:
     normalization: str
     identity: dict  # what the cache key records: {"kind", "sha256" | "key", "path", ...}
     meta: dict = field(default_factory=dict)
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def check_checkpoint_path(path: Path) -> None:
