@@ -39,18 +39,17 @@ def render_studies(plan, records: dict, out_dir: Path, caption: str, log=None) -
     """Render the studies of the plan; a study no record supports is not written (nor overwritten)."""
     log = log or (lambda msg: None)
     written: dict[str, list[Path]] = {}
-    for artifact in ("table2-protocols", "selection-bias"):
-        if artifact in plan.artifacts and not len(study_runs(plan, records, artifact)):
+    runs = {a: study_runs(plan, records, a) for a in ("table2-protocols", "selection-bias") if a in plan.artifacts}
+    for artifact, frame in runs.items():
+        if not len(frame):
             log(f"not rendering {artifact}: no record supports it")
-    if "table2-protocols" in plan.artifacts and len(study_runs(plan, records, "table2-protocols")):
-        runs = study_runs(plan, records, "table2-protocols")
-        frame = claim2_protocols_frame(runs, load_reported_table2(), list(PROTOCOLS))
+    if len(runs.get("table2-protocols", ())):
+        frame = claim2_protocols_frame(runs["table2-protocols"], load_reported_table2(), list(PROTOCOLS))
         text = protocols_markdown(frame, caption + " Protocols: " + "; ".join(
             f"{name} = {over or 'the suite defaults'}" for name, over in PROTOCOLS.items()) + ".")
         written["claim2_protocols"] = list(write_markdown_csv(out_dir, "claim2_protocols", text, frame).values())
-    if "selection-bias" in plan.artifacts and len(study_runs(plan, records, "selection-bias")):
-        runs = study_runs(plan, records, "selection-bias")
-        frame = selection_bias_frame(runs)
+    if len(runs.get("selection-bias", ())):
+        frame = selection_bias_frame(runs["selection-bias"])
         text = selection_bias_markdown(frame, caption)
         written["selection_bias"] = list(write_markdown_csv(out_dir, "selection_bias", text, frame).values())
     return written
