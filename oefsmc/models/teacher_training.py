@@ -33,6 +33,7 @@ import torch.nn.functional as F
 
 from ..atomic import atomic_write_bytes
 from ..errors import UserError
+from .normalization import Normalizer
 
 #: Bump when the trainer's numerics change: it is part of every suite-trained teacher's key.
 TRAINER_VERSION = 2
@@ -114,7 +115,6 @@ def train_teacher(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     (the checkpoint then carries the run on).
     """
     from ..core.augment import random_crop_flip
-    from .teacher import Normalizer
     if precision not in TRAIN_PRECISIONS:
         raise UserError(f"unknown training precision {precision!r}; choose one of: {', '.join(TRAIN_PRECISIONS)}")
     device = torch.device(device)
