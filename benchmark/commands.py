@@ -212,7 +212,7 @@ command("params", "list every hyperparameter name, default, schedule value and r
 # --------------------------------------------------------------------------------------------- sweep
 def _sweep_args(p: argparse.ArgumentParser) -> None:
     try:
-        from .sweep import add_sweep_arguments
+        from .sweep_cli import add_sweep_arguments
     except ImportError:
         return
     add_sweep_arguments(p)
@@ -220,7 +220,7 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
 
 def _sweep_run(args) -> int:
     try:
-        from .sweep import run_sweep_command
+        from .sweep_cli import run_sweep_command
     except ImportError:
         raise UserError("the sweep orchestrator is not installed in this checkout yet") from None
     return run_sweep_command(args)

@@ -1,6 +1,6 @@
 """Plans built from the records alone, for ``--render-only``: no dataset is opened, no teacher hashed.
 
-A normal plan resolves every grid entry (:func:`benchmark.sweep.plan_sweep`), which reads the data files
+A normal plan resolves every grid entry (:func:`benchmark.plan.plan_sweep`), which reads the data files
 for their fingerprints and hashes the teachers.  Rendering needs none of that: every record carries the
 cell it was computed for (``record["cell"]``), so grid entries are matched to records on the cell's
 *identity* -- the experiment's own fields (dataset, arch, Num, balance and ratio, method, OE variant,
@@ -27,7 +27,9 @@ def _param_spaces() -> dict:
     from oefsmc.core.finetune import FINETUNE_PARAMS
     from oefsmc.core.method import METHODS
     from oefsmc.oe.params import OE_PARAMS
-    import baselines  # noqa: F401  (registers the methods)
+
+    from .plugins import load_plugins
+    load_plugins()  # the methods of baselines, in the registry read below
     spaces = {name: METHODS.get(name).params for name in METHODS.names()}
     spaces.update(finetune=FINETUNE_PARAMS, oe=OE_PARAMS)
     return spaces
@@ -70,11 +72,11 @@ def records_by_identity(cache: ResultCache, spaces: dict) -> dict[str, list[tupl
 
 def plan_from_records(entries: Iterable[GridEntry], profile, cache: ResultCache, artifacts: list[str],
                       seeds: list[int], log: Optional[Callable[[str], None]] = None):
-    """A :class:`benchmark.sweep.Plan` whose jobs are the records matching the grid entries."""
+    """A :class:`benchmark.plan.Plan` whose jobs are the records matching the grid entries."""
     from oefsmc.core.method import METHODS
     from oefsmc.models import ARCHS
 
-    from .sweep import Job, Plan
+    from .plan import Job, Plan
     spaces = _param_spaces()
     found = records_by_identity(cache, spaces)
     keys, reasons, kinds, jobs = [], [], [], {}

@@ -1,6 +1,6 @@
 """Sweep workers on one machine: CPU threads per worker, and several CUDA cells sharing one GPU.
 
-``--jobs N`` starts N loky worker processes (:func:`benchmark.sweep.execute`).  On a GPU machine each
+``--jobs N`` starts N loky worker processes (:func:`benchmark.execution.execute`).  On a GPU machine each
 worker that runs a CUDA cell creates its own CUDA context the first time it touches the device
 (``oefsmc.pipeline.run_config`` picks the device inside the worker), so N cells share the GPU the way N
 independent processes do: the few-sample cells are small and leave most of a large GPU idle on their own.
