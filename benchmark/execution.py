@@ -42,7 +42,7 @@ def execute(plan: Plan, cache: ResultCache, runner: Runner, *, n_jobs: int = 1,
             backend_options: Optional[Mapping[str, str]] = None) -> SweepResult:
     """Compute the plan's missing / failed / corrupt jobs (all with ``force``); reuse the rest.
 
-    ``backend``: a ``--backend`` value (``loky``, ``dask://HOST:PORT``) with its
+    ``backend``: a ``--backend`` value (``loky``, ``dask://HOST:PORT``, ``slurm[:PARTITION]``) with its
     ``backend_options`` (``--backend-opt``), or a :class:`~benchmark.launchers.Launcher`.
     """
     launcher = backend if isinstance(backend, Launcher) else get_launcher(backend, backend_options)

@@ -8,7 +8,7 @@ Architecture (grid -> cell -> record -> table), one module per step::
                              it, merge entries with the same key into one Job (computed once)
     benchmark/hooks.py       what the sweep calls of the pipeline (resolve_config / run_config), plug-ins first
     benchmark/execution.py   execute: ok records are reused; missing / failed / corrupt ones go to a launcher
-    benchmark/launchers.py   loky (long-lived local processes) | dask://HOST:PORT
+    benchmark/launchers.py   loky (long-lived local processes) | dask://HOST:PORT | slurm[:PARTITION]
     benchmark/worker.py      in a worker: take the cell's lock, re-check the cache, run
                              ``oefsmc.pipeline.run_config``, write the record atomically (ok or failed)
     benchmark/render_outputs.py   records + tags -> paper_tables renderers -> paper_tables/out/<profile>/

@@ -12,8 +12,8 @@ Architecture (grid -> cell -> record -> table)::
       -> plan.plan_sweep: resolve each cell (cheap), drop overrides equal to the defaults, key it,
          merge entries with the same key into one Job (the same experiment is computed once)
       -> ResultCache.check: ok records are reused; missing / failed / corrupt ones are (re)computed
-      -> execution.execute on a launcher (loky, long-lived worker processes, or an existing dask
-         cluster); each worker takes the cell's lock, re-checks the cache, runs
+      -> execution.execute on a launcher (loky, long-lived worker processes; an existing dask cluster;
+         a SLURM job array); each worker takes the cell's lock, re-checks the cache, runs
          ``oefsmc.pipeline.run_config`` and writes the record atomically (worker.compute_cell); a failure
          is recorded with its error and the sweep goes on
       -> render_outputs: records + tags -> paper_tables renderers -> paper_tables/out/<profile>/
@@ -34,7 +34,7 @@ from .cache import CORRUPT_SUFFIX, ResultCache
 from .execution import execute
 from .grids import artifacts_for, build_grid
 from .hooks import default_hooks
-from .launchers import get_launcher
+from .launchers import get_launcher, parse_backend_options
 from .overrides import parse_sweep_overrides, with_overrides
 from .plan import Plan, log, order, plan_sweep, report_skipped
 from .profiles import DEFAULT_PROFILE, PROFILES, get_profile
@@ -54,12 +54,17 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="demo (default: offline, CPU, minutes) | cifar10-real | paper")
     parser.add_argument("--jobs", type=bounded(int, 1, MAX_JOBS), default=None, metavar="N",
                         help="parallel worker processes (default: the number of CPU cores; with dask, every "
-                             "worker of the cluster); never more than the cells to compute")
+                             "worker of the cluster; with slurm, one array task per cell); never more than the "
+                             "cells to compute")
     parser.add_argument("--seeds", type=bounded(int, 1, MAX_SEEDS, " (the paper uses 5)"), default=None, metavar="K",
                         help="run seeds 0..K-1 (default: the profile's, demo 3 / paper 5)")
-    parser.add_argument("--backend", default="loky", metavar="loky|dask://HOST:PORT",
-                        help="loky (local processes, default) or an existing dask.distributed scheduler "
-                             "(needs the 'cluster' extra and a results directory every worker can reach)")
+    parser.add_argument("--backend", default="loky", metavar="loky|dask://HOST:PORT|slurm[:PARTITION]",
+                        help="loky (local processes, default), an existing dask.distributed scheduler, or one "
+                             "SLURM job array (dask and slurm need the 'cluster' extra and a results directory "
+                             "every worker can reach; benchmark/launchers.py)")
+    parser.add_argument("--backend-opt", dest="backend_opt", action="append", default=None, metavar="KEY=VALUE",
+                        help="an option of the slurm backend (repeatable), e.g. --backend-opt timeout_min=60 "
+                             "--backend-opt cpus_per_task=2 --backend-opt mem_gb=8 --backend-opt folder=.slurm")
     parser.add_argument("--data-root", default=None, metavar="DIR",
                         help="dataset root (cifar10-real default: ../shared/data; paper default: ./data)")
     parser.add_argument("--teacher", action="append", default=None, metavar="[DATASET=]PATH",
@@ -126,7 +131,7 @@ def plan_from_args(args: argparse.Namespace) -> tuple[Plan, ResultCache, int]:
     check_arguments(args, profile)
     profile = with_overrides(profile, parse_sweep_overrides(getattr(args, "overrides", None)))
     only = parse_selection(getattr(args, "only", None))
-    launcher = get_launcher(args.backend)
+    launcher = get_launcher(args.backend, parse_backend_options(getattr(args, "backend_opt", None)))
     n_jobs = args.jobs if args.jobs is not None else (-1 if launcher.remote else _default_jobs())
     seeds = list(range(profile.n_seeds if args.seeds is None else args.seeds))
     entries = select_entries(build_grid(artifacts, profile, seeds), only)
@@ -181,7 +186,8 @@ def _supported(plan: Plan, cache: ResultCache) -> int:
 def _run_and_render(plan: Plan, cache: ResultCache, n_jobs: int, args: argparse.Namespace,
                     summary: dict) -> int:
     result = execute(plan, cache, default_hooks().run, n_jobs=n_jobs, backend=args.backend, force=args.force,
-                     progress=not args.no_progress)
+                     progress=not args.no_progress,
+                     backend_options=parse_backend_options(getattr(args, "backend_opt", None)))
     counts = result.counts()
     summary.update(computed=counts["done"], cached=counts["cached"],
                    failed=counts["failed"] + summary["resolve_errors"],

@@ -14,6 +14,8 @@ independent processes do: the few-sample cells are small and leave most of a lar
   index generation for the augmentation) then does not queue behind a single thread while the GPU waits,
   and the thread count does not change any CUDA kernel.
 - With ``--jobs 1`` the cells run in the sweep process itself and the thread count is left as it is.
+- A task of a SLURM job array (``--backend slurm``) is alone in its allocation: it counts as one worker
+  and its cores are those the allocation gives it (:func:`available_cores`), not the node's.
 """
 from __future__ import annotations
 
@@ -29,9 +31,17 @@ def uses_cuda(device: str) -> bool:
     return bool(torch is not None and torch.cuda.is_available())
 
 
+def available_cores() -> int:
+    """The cores this process may run on (a SLURM allocation or ``taskset`` restricts them), else all."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def worker_threads(device: str, n_jobs: int, cores: int | None = None) -> int:
     """Intra-op CPU threads for one of ``n_jobs`` workers running cells on ``device``."""
     if not uses_cuda(device):
         return 1
-    cores = cores or os.cpu_count() or 1
+    cores = cores or available_cores()
     return max(1, cores // max(1, n_jobs))
