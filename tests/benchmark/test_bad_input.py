@@ -408,7 +408,11 @@ def _env(**extra) -> dict:
 
 
 def test_dry_run_into_a_closed_pipe_ends_quietly(tmp_path):
+    # 20 seeds: about 210 KB of listing, more than a pipe holds (64 KiB on Linux) plus what readline takes,
+    # so the child is still writing when the read end closes and always meets the broken pipe (with the
+    # default 3 seeds, 32 KB could fit in the pipe before the close, and the child then exited 0)
     proc = subprocess.Popen([sys.executable, "-m", "benchmark", "sweep", "--table", "2", "--dry-run",
+                             "--seeds", "20",
                              "--results-dir", str(tmp_path / "r"), "--out-dir", str(tmp_path / "o")],
                             cwd=tmp_path, env=_env(OEFSMC_FAKE_PIPELINE="test_sweep_fakes"),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
