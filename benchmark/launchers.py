@@ -198,8 +198,9 @@ class SlurmLauncher(Launcher):
         task_file = (self.folder / f"tasks-{uuid.uuid4().hex[:12]}.pkl").absolute()
         task_file.write_bytes(cloudpickle.dumps([dict(t, n_jobs=1) for t in tasks]))
         jobs = self.executor.map_array(claim_cells, [str(task_file)] * width)
-        _log(f"submitted {width} array task{'s' if width != 1 else ''} ({self.cluster}{':' + self.partition if self.partition else ''}, "
-             f"job {jobs[0].job_id.split('_')[0]}); scripts and logs in {self.folder}")
+        where = self.cluster + (f":{self.partition}" if self.partition else "")
+        _log(f"submitted {width} array task{'s' if width != 1 else ''} ({where}, job {jobs[0].job_id.split('_')[0]}); "
+             f"scripts and logs in {self.folder}")
         definitive: set[str] = set()
         held: dict[str, dict] = {}
         errors: list[str] = []
