@@ -243,3 +243,15 @@ def test_the_launcher_keeps_one_outcome_per_cell(monkeypatch, tmp_path):
             seen.append((out["key"], out["status"]))
     assert sorted(seen) == [("a", "done"), ("b", "cached"), ("c", "locked"), ("d", "done")]
     assert launchers.CLUSTER_EXTRA == "pip install 'oefsmc-repro[cluster]'"
+
+
+def test_the_options_reach_the_sbatch_script(monkeypatch, tmp_path):
+    """Without a cluster here: the sbatch script submitit would submit carries the partition and options."""
+    submitit = pytest.importorskip("submitit")
+    monkeypatch.setattr(submitit.SlurmExecutor, "affinity", classmethod(lambda cls: 2))
+    launcher = get_launcher("slurm:gpu", {"folder": str(tmp_path), "timeout_min": "60", "cpus_per_task": "2",
+                                          "mem_gb": "8", "slurm_account": "proj"})
+    script = launcher._executor()._executor._make_submission_file_text("python -m x", "uid")
+    for line in ("#SBATCH --partition=gpu", "#SBATCH --time=60", "#SBATCH --cpus-per-task=2", "#SBATCH --mem=8GB",
+                 "#SBATCH --account=proj", "#SBATCH --job-name=oefsmc-sweep"):
+        assert line in script, script
