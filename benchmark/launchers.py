@@ -128,6 +128,9 @@ class DaskLauncher(Launcher):
 #: timeout_min, mem_gb, cpus_per_task, gpus_per_node, name, and any ``slurm_*`` sbatch option).
 SLURM_OWN_OPTIONS = {"folder": ".slurm", "cluster": "slurm", "poll_s": "10"}
 SLURM_DEFAULTS = {"timeout_min": "240", "cpus_per_task": "1"}
+#: The types of submitit's shared parameters (``AutoExecutor._typed_parameters``), checked before any work.
+SHARED_TYPES = {"timeout_min": int, "mem_gb": float, "cpus_per_task": int, "gpus_per_node": int, "nodes": int,
+                "tasks_per_node": int, "name": str}
 
 
 class SlurmLauncher(Launcher):
@@ -155,9 +158,11 @@ class SlurmLauncher(Launcher):
             self.poll_s = float(merged.pop("poll_s"))
         except ValueError:
             raise UserError("--backend-opt poll_s: expected seconds, e.g. poll_s=10") from None
+        if self.cluster not in ("slurm", "local"):
+            raise UserError(f"--backend-opt cluster={self.cluster}: use slurm (the default) or local")
         if self.partition:
             merged["slurm_partition"] = self.partition
-        self.parameters = merged
+        self.parameters = {k: _typed(k, v, SHARED_TYPES.get(k)) for k, v in merged.items()}
         self.executor = None
 
     def _executor(self):
@@ -166,16 +171,12 @@ class SlurmLauncher(Launcher):
             import submitit
         except ImportError:
             raise UserError(f"--backend slurm needs submitit: {CLUSTER_EXTRA}") from None
-        if self.cluster not in ("slurm", "local"):
-            raise UserError(f"--backend-opt cluster={self.cluster}: use slurm (the default) or local")
         if self.cluster == "slurm" and submitit.SlurmExecutor.affinity() < 0:
             raise UserError("--backend slurm: no SLURM here (srun is not on PATH): submit from a login node of the "
                             "cluster, or pass --backend-opt cluster=local to run the array on this machine")
         executor = submitit.AutoExecutor(folder=str(self.folder), cluster=self.cluster)
-        typed = submitit.AutoExecutor._typed_parameters()
-        params = {k: _typed(k, v, typed.get(k)) for k, v in self.parameters.items()}
         try:
-            executor.update_parameters(**{"name": "oefsmc-sweep", **params})
+            executor.update_parameters(**{"name": "oefsmc-sweep", **self.parameters})
         except (NameError, AssertionError, ValueError, TypeError) as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UserError(f"--backend-opt: {first}") from None
@@ -239,7 +240,7 @@ def _typed(name: str, value: str, kind) -> object:
         except ValueError:
             raise UserError(f"--backend-opt {name}={value}: expected {'an integer' if kind is int else 'a number'}"
                             ) from None
-    return int(value) if value.isdigit() else value
+    return int(value) if kind is None and value.isdigit() else value
 
 
 #: backend name -> launcher class; :func:`get_launcher` reads ``--backend`` into one.

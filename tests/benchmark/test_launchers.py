@@ -62,7 +62,7 @@ def test_the_registry_names_each_backend():
         ["loky", "dask", "dask", "slurm", "slurm"]
     slurm = get_launcher("slurm:gpu", {"timeout_min": "60", "cpus_per_task": "2"})
     assert isinstance(slurm, SlurmLauncher) and slurm.partition == "gpu" and slurm.folder == Path(".slurm")
-    assert slurm.parameters == {"timeout_min": "60", "cpus_per_task": "2", "slurm_partition": "gpu"}
+    assert slurm.parameters == {"timeout_min": 60, "cpus_per_task": 2, "slurm_partition": "gpu"}
     assert get_launcher("dask://10.0.0.1:8786").address == "tcp://10.0.0.1:8786"
     assert not get_launcher("loky").remote and get_launcher("slurm").remote
 
@@ -85,6 +85,10 @@ def test_backend_options_are_checked():
         get_launcher("loky", {"mem_gb": "8"})
     with pytest.raises(UserError, match="poll_s"):
         get_launcher("slurm", {"poll_s": "often"})
+    with pytest.raises(UserError, match="cpus_per_task=two: expected an integer"):
+        get_launcher("slurm", {"cpus_per_task": "two"})      # before any work, without submitit
+    with pytest.raises(UserError, match="cluster=pbs"):
+        get_launcher("slurm", {"cluster": "pbs"})
 
 
 def test_slurm_options_reach_submitit_or_fail_in_one_line(tmp_path):
@@ -124,6 +128,8 @@ def test_the_command_line_rejects_an_unknown_backend(monkeypatch, tmp_path, caps
     assert len(err) == 1 and "slurm[:PARTITION]" in err[0]
     assert sweep_cli.main(argv + ["--backend-opt", "mem_gb=8"]) == 2
     assert "applies to --backend slurm" in capsys.readouterr().err
+    assert sweep_cli.main(argv + ["--backend", "slurm", "--backend-opt", "timeout_min=1h"]) == 2
+    assert "timeout_min=1h: expected an integer" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
 
 
