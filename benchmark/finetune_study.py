@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from oefsmc.core.finetune import FINETUNE_PARAMS, HOLDOUT_MONITORS, MONITORS, EarlyStopping
+from oefsmc.jsonable import json_default_lenient
 
 #: the monitors a curve without held-out images carries
 SIMULATED = [m for m in MONITORS if m not in HOLDOUT_MONITORS]
@@ -130,7 +131,7 @@ def _run(args) -> int:
     out = {"argv": sys.argv[1:], "environment": environment(pick_device(args.device)), "results": results}
     if args.out:
         from oefsmc.atomic import atomic_write
-        atomic_write(Path(args.out), json.dumps(out, indent=1, default=str))
+        atomic_write(Path(args.out), json.dumps(out, indent=1, default=json_default_lenient))
     if args.json:
         emit_json(out)
     return 0

@@ -33,6 +33,7 @@ from .data.fewshot import sample_fewshot, seed_from, class_counts
 from .data.ood import ood_pool, parse_source
 from .data.sources import DATASETS, load_split
 from .envinfo import environment
+from .jsonable import to_jsonable
 from .schema import RESULTS_SCHEMA_VERSION
 from .errors import UserError
 from .models import ARCHS
@@ -264,7 +265,7 @@ def _run_stages(resolved: dict, log, finetune_probe, evaluate_final: bool) -> di
                     "compressed_per_class": comp["compressed_eval"]["per_class"], "eval_precision": precision},
         "model": {"params": params, "macs": macs, "teacher_params": t_params, "teacher_macs": t_macs,
                   "params_reduction": 1 - params / t_params, "macs_reduction": 1 - macs / t_macs,
-                  "scheme": _jsonable(student.scheme), "dropped_blocks": list(student.dropped_blocks),
+                  "scheme": to_jsonable(student.scheme), "dropped_blocks": list(student.dropped_blocks),
                   "kept_channels": {k: int(len(v)) for k, v in student.kept.items()}},
         "fewshot": {"class_counts": few.class_counts, "indices_sha256": _sha(few.indices), "seed_key": few.seed_key},
         "teacher": {**resolved["teacher"], "normalization": teacher.normalization},
@@ -272,7 +273,7 @@ def _run_stages(resolved: dict, log, finetune_probe, evaluate_final: bool) -> di
         "compression": {"key": compression_key(identity), "reused": reused,
                         "seed": compression_seed(method_name, variant.compress_with_ood, seed),
                         "original_timings": comp["timings"]},
-        "stats": {"compress": _jsonable(comp["stats"]), "finetune": _jsonable(finetune_stats)},
+        "stats": {"compress": to_jsonable(comp["stats"]), "finetune": to_jsonable(finetune_stats)},
         "timings": timings,
         "env": environment(device),
     }
@@ -360,22 +361,3 @@ def _sha(arr) -> str:
     import hashlib
     return hashlib.sha256(np.asarray(arr).astype(np.int64).tobytes()).hexdigest()[:16]
 
-
-def _jsonable(obj):
-    if obj is None or isinstance(obj, (bool, int, str)):
-        return obj
-    if isinstance(obj, float):
-        return obj if np.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
-    if isinstance(obj, torch.Tensor):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, np.ndarray):
-        return _jsonable(obj.tolist())
-    if isinstance(obj, (np.integer,)):
-        return int(obj)
-    if isinstance(obj, (np.floating,)):
-        return _jsonable(float(obj))
-    return str(obj)
