@@ -8,6 +8,7 @@ from pathlib import Path
 from oefsmc.errors import UserError
 
 from .cli import add_data_args, add_fewshot_args, command, emit_json
+from .plugins import load_plugins
 
 
 def _log(msg: str) -> None:
@@ -73,6 +74,7 @@ def cell_from_args(args) -> dict:
 
 def _run_run(args) -> int:
     from oefsmc.pipeline import resolve_config, run_config
+    load_plugins()
     resolved = resolve_config(cell_from_args(args))
     _log(f"running {args.method} ({args.oe}) on {args.arch}/{args.dataset}, Num {args.num}, seed {args.seed}")
     record = run_config(resolved, log=_log)
@@ -191,8 +193,7 @@ def _params_run(args) -> int:
     from oefsmc.core.method import METHODS
     from oefsmc.core.params import describe
     from oefsmc.oe.params import OE_PARAMS
-    from oefsmc.pipeline import _import_methods
-    _import_methods()
+    load_plugins()
     spaces = {name: METHODS.get(name).params for name in METHODS.names()}
     if args.method:
         spaces = {args.method: METHODS.get(args.method).params}
@@ -223,6 +224,7 @@ def _sweep_run(args) -> int:
         from .sweep import run_sweep_command
     except ImportError:
         raise UserError("the sweep orchestrator is not installed in this checkout yet") from None
+    load_plugins()  # the planner resolves cells (method registry); the workers load them themselves
     return run_sweep_command(args)
 
 

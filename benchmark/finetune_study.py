@@ -26,6 +26,7 @@ SIMULATED = [m for m in MONITORS if m not in HOLDOUT_MONITORS]
 
 from .cli import command, emit_json
 from .commands import _cell_args, _log, cell_from_args
+from .plugins import load_plugins
 
 
 def validation_split(labels: np.ndarray, exclude: np.ndarray, per_class: int, num_classes: int,
@@ -53,6 +54,7 @@ def study_variant(cell: dict, val_per_class: int) -> dict:
     from oefsmc.models.teacher import Normalizer
     from oefsmc.pipeline import pick_device, resolve_config, run_config
 
+    load_plugins()
     resolved = resolve_config(cell)
     spec = DATASETS.get(resolved["dataset"])
     train = load_split(resolved["dataset"], resolved["data_root"], "train")

@@ -33,6 +33,7 @@ from typing import Iterator
 from oefsmc.jsonable import json_default_lenient
 
 from .cli import command, emit_json
+from .plugins import load_plugins
 
 PHASE1 = {"finetune.bn": ("train", "eval", "recal"), "finetune.optimizer": ("sgd", "adam"),
           "finetune.params": ("all", "head")}
@@ -105,6 +106,7 @@ def study_run(cell: dict, val_per_class: int, max_iters: int) -> dict:
     from oefsmc.pipeline import pick_device, resolve_config, run_config
 
     from .finetune_study import validation_split
+    load_plugins()
     cell = dict(cell, overrides={**cell["overrides"], "finetune.patience": str(max_iters),
                                  "finetune.max_iters": str(max_iters)})
     resolved = resolve_config(cell)
