@@ -149,7 +149,7 @@ def _teacher_run(args) -> int:
     from oefsmc.core.evaluate import evaluate
     from oefsmc.data import DATASETS, load_split
     from oefsmc.models.teacher import Normalizer, load_teacher_file
-    from oefsmc.teacher_store import get_teacher, pick_device, resolve_teacher
+    from oefsmc.teacher_store import load_teacher, pick_device, resolve_teacher
     spec = DATASETS.get(args.dataset)
     device = pick_device(args.device)
     if args.action == "train":
@@ -164,8 +164,7 @@ def _teacher_run(args) -> int:
         from oefsmc.core.params import parse_overrides
         ident = resolve_teacher(args.dataset, args.arch, args.data_root, None, "auto",
                                 parse_overrides(args.overrides), args.precision or "auto")
-        resolved = {"teacher": ident, "arch": args.arch, "dataset": args.dataset, "data_root": args.data_root}
-        teacher = get_teacher(resolved, device, _log)
+        teacher = load_teacher(ident, args.dataset, args.arch, args.data_root, device, _log)
     test = load_split(args.dataset, args.data_root, "test", args.download)
     acc = evaluate(teacher.model, test.images, test.labels, spec.num_classes, 500,
                    Normalizer(teacher.normalization, device))
