@@ -27,7 +27,7 @@ def _param_spaces() -> dict:
     from oefsmc.core.finetune import FINETUNE_PARAMS
     from oefsmc.core.method import METHODS
     from oefsmc.oe.params import OE_PARAMS
-    import baselines  # noqa: F401  (registers the methods)
+    from .plugins import load_plugins; load_plugins()  # registers the methods (an entry point)
     spaces = {name: METHODS.get(name).params for name in METHODS.names()}
     spaces.update(finetune=FINETUNE_PARAMS, oe=OE_PARAMS)
     return spaces
