@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -220,10 +221,11 @@ def _sweep_args(p: argparse.ArgumentParser) -> None:
 
 def _sweep_run(args) -> int:
     try:
-        from .sweep import run_sweep_command
+        from .sweep import FAKE_PIPELINE_ENV, run_sweep_command
     except ImportError:
         raise UserError("the sweep orchestrator is not installed in this checkout yet") from None
-    load_plugins()  # the planner resolves cells (method registry); the workers load them themselves
+    if not os.environ.get(FAKE_PIPELINE_ENV):  # the planner resolves cells with the real pipeline's methods
+        load_plugins()
     return run_sweep_command(args)
 
 
