@@ -63,7 +63,7 @@ class RunState:
     """What the stages of one run hand on: the resolved config, then each stage's products.
 
     :data:`STAGES` fill it in order (``data`` sets ``train``/``test``/``few``, ``teacher`` sets
-    ``teacher``/``norm``/``few_x``/``few_y``, ...); :func:`_record` turns the final state into the record."""
+    ``teacher``/``norm``/``few_x``/``few_y``, ...); :func:`record` turns the final state into the record."""
 
     cfg: ResolvedConfig
     log: Callable[[str], None] | None = None
@@ -228,7 +228,7 @@ def record(s: RunState) -> dict:
     params, macs, t_params, t_macs = size["params"], size["macs"], size["teacher_params"], size["teacher_macs"]
     # the timings in their historical order (data_teacher_s first), then run_config's total and stages
     timings = {"data_teacher_s": s.stage_seconds["data"] + s.stage_seconds["teacher"], **s.timings}
-    record = {
+    rec = {
         "config": cfg.to_dict(),
         "seed": seed,
         "metrics": {"top1": final["top1"], "top1_pruned": comp["pruned_eval"]["top1"],
@@ -252,11 +252,11 @@ def record(s: RunState) -> dict:
         "env": environment(s.device),
     }
     if s.finetune_stats and "diagnostic" in s.finetune_stats:
-        record["diagnostic"] = s.finetune_stats["diagnostic"]
+        rec["diagnostic"] = s.finetune_stats["diagnostic"]
     if not s.evaluate_final and s.variant.finetune is not None:
-        record["metrics"] = {k: v for k, v in record["metrics"].items() if k not in ("top1", "per_class", "head",
+        rec["metrics"] = {k: v for k, v in rec["metrics"].items() if k not in ("top1", "per_class", "head",
                                                                                     "medium", "tail")}
-    return record
+    return rec
 
 
 def _auxiliary(cfg: ResolvedConfig, train, few, norm: Normalizer, device) -> tuple[dict, dict]:
