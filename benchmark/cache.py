@@ -42,6 +42,7 @@ from typing import Any, Iterator, Optional
 from filelock import FileLock, Timeout
 
 from oefsmc.atomic import atomic_write  # noqa: F401  (re-exported: the cache writes records with it)
+from oefsmc.jsonable import json_default
 from oefsmc.schema import RESULTS_SCHEMA_VERSION  # noqa: F401  (re-exported)
 
 #: Dotted paths in the resolved config left out of the key: locations, each next to an identity
@@ -51,22 +52,13 @@ KEY_HEX = 20
 STATUSES = ("ok", "failed")
 #: Suffix of a record set aside because it could not be used (``<key>.json.corrupt``).
 CORRUPT_SUFFIX = ".corrupt"
-
-
-def _json_default(obj: Any) -> Any:
-    """JSON for numpy scalars/arrays, tensors, paths, sets and tuples; anything else is an error."""
-    if hasattr(obj, "tolist"):  # numpy arrays and scalars, torch tensors
-        return obj.tolist()
-    if isinstance(obj, os.PathLike):
-        return os.fspath(obj)
-    if isinstance(obj, (set, frozenset)):
-        return sorted(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON serialisable")
+#: The suite's JSON converter (:func:`oefsmc.jsonable.json_default`) under its former name (benchmark.sweep).
+_json_default = json_default
 
 
 def canonical_json(obj: Any) -> str:
     """Deterministic JSON: sorted keys, no whitespace, ASCII, numpy/paths converted."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=_json_default)
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True, default=json_default)
 
 
 def _drop_path(obj: Any, parts: list[str]) -> Any:
@@ -238,7 +230,7 @@ class ResultCache:
         problem = validate_record(record, key)
         if problem:
             raise ValueError(f"refusing to write an invalid record {key}: {problem}")
-        text = json.dumps(record, indent=1, ensure_ascii=False, default=_json_default) + "\n"
+        text = json.dumps(record, indent=1, ensure_ascii=False, default=json_default) + "\n"
         return atomic_write(self.path(key), text)
 
     def remove_stale_temp(self, max_age_s: float = 3600.0) -> int:

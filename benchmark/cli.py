@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from oefsmc.errors import UserError
+from oefsmc.jsonable import json_default_lenient
 
 DESCRIPTION = ("Regenerate the tables and figures of the OE-FSMC paper and run its pieces one by one. "
                "Every data-producing subcommand prints one JSON object as the last line of stdout with --json.")
@@ -68,7 +69,7 @@ def command(name: str, help: str):
 def emit_json(obj: dict) -> None:
     """Print one JSON object as the last line of stdout."""
     sys.stdout.flush()
-    print(json.dumps(obj, sort_keys=True, allow_nan=False, default=str))
+    print(json.dumps(obj, sort_keys=True, allow_nan=False, default=json_default_lenient))
 
 
 class Parser(argparse.ArgumentParser):

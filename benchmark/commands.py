@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from oefsmc.errors import UserError
 
 from .cli import add_data_args, add_fewshot_args, command, emit_json
+from .plugins import load_plugins
 
 
 def _log(msg: str) -> None:
@@ -73,6 +75,7 @@ def cell_from_args(args) -> dict:
 
 def _run_run(args) -> int:
     from oefsmc.pipeline import resolve_config, run_config
+    load_plugins()
     resolved = resolve_config(cell_from_args(args))
     _log(f"running {args.method} ({args.oe}) on {args.arch}/{args.dataset}, Num {args.num}, seed {args.seed}")
     record = run_config(resolved, log=_log)
@@ -147,7 +150,7 @@ def _teacher_run(args) -> int:
     from oefsmc.core.evaluate import evaluate
     from oefsmc.data import DATASETS, load_split
     from oefsmc.models.teacher import Normalizer, load_teacher_file
-    from oefsmc.teacher_store import get_teacher, pick_device, resolve_teacher
+    from oefsmc.teacher_store import load_teacher, pick_device, resolve_teacher
     spec = DATASETS.get(args.dataset)
     device = pick_device(args.device)
     if args.action == "train":
@@ -162,8 +165,7 @@ def _teacher_run(args) -> int:
         from oefsmc.core.params import parse_overrides
         ident = resolve_teacher(args.dataset, args.arch, args.data_root, None, "auto",
                                 parse_overrides(args.overrides), args.precision or "auto")
-        resolved = {"teacher": ident, "arch": args.arch, "dataset": args.dataset, "data_root": args.data_root}
-        teacher = get_teacher(resolved, device, _log)
+        teacher = load_teacher(ident, args.dataset, args.arch, args.data_root, device, _log)
     test = load_split(args.dataset, args.data_root, "test", args.download)
     acc = evaluate(teacher.model, test.images, test.labels, spec.num_classes, 500,
                    Normalizer(teacher.normalization, device))
@@ -191,8 +193,7 @@ def _params_run(args) -> int:
     from oefsmc.core.method import METHODS
     from oefsmc.core.params import describe
     from oefsmc.oe.params import OE_PARAMS
-    from oefsmc.pipeline import _import_methods
-    _import_methods()
+    load_plugins()
     spaces = {name: METHODS.get(name).params for name in METHODS.names()}
     if args.method:
         spaces = {args.method: METHODS.get(args.method).params}
@@ -223,7 +224,7 @@ def _sweep_run(args) -> int:
         from .sweep_cli import run_sweep_command
     except ImportError:
         raise UserError("the sweep orchestrator is not installed in this checkout yet") from None
-    return run_sweep_command(args)
+    return run_sweep_command(args)  # benchmark.hooks registers the methods for the real pipeline
 
 
 command("sweep", "run a paper artifact's grid (cached, resumable) and render it")((_sweep_args, _sweep_run))

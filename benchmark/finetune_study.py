@@ -19,12 +19,14 @@ import numpy as np
 import torch
 
 from oefsmc.core.finetune import FINETUNE_PARAMS, HOLDOUT_MONITORS, MONITORS, EarlyStopping
+from oefsmc.jsonable import json_default_lenient
 
 #: the monitors a curve without held-out images carries
 SIMULATED = [m for m in MONITORS if m not in HOLDOUT_MONITORS]
 
 from .cli import command, emit_json
 from .commands import _cell_args, _log, cell_from_args
+from .plugins import load_plugins
 
 
 def validation_split(labels: np.ndarray, exclude: np.ndarray, per_class: int, num_classes: int,
@@ -52,6 +54,7 @@ def study_variant(cell: dict, val_per_class: int) -> dict:
     from oefsmc.models.teacher import Normalizer
     from oefsmc.pipeline import pick_device, resolve_config, run_config
 
+    load_plugins()
     resolved = resolve_config(cell)
     spec = DATASETS.get(resolved["dataset"])
     train = load_split(resolved["dataset"], resolved["data_root"], "train")
@@ -130,7 +133,7 @@ def _run(args) -> int:
     out = {"argv": sys.argv[1:], "environment": environment(pick_device(args.device)), "results": results}
     if args.out:
         from oefsmc.atomic import atomic_write
-        atomic_write(Path(args.out), json.dumps(out, indent=1, default=str))
+        atomic_write(Path(args.out), json.dumps(out, indent=1, default=json_default_lenient))
     if args.json:
         emit_json(out)
     return 0

@@ -21,6 +21,7 @@ from typing import Callable, Mapping, Optional
 
 from oefsmc.errors import UserError
 
+from .plugins import load_plugins
 from .profiles import Profile
 
 
@@ -93,8 +94,7 @@ def validate_overrides(overrides: Mapping[str, str]) -> None:
     if not overrides:
         return
     from oefsmc.core.method import METHODS
-    from oefsmc.pipeline import _import_methods
-    _import_methods()
+    load_plugins()
     namespaces = sorted(set(METHODS.names()) | set(CHECKERS))
     for name in overrides:
         namespace, dot, rest = name.partition(".")

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     import torch
 
 from .cli import command, emit_json
+from .plugins import load_plugins
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -91,6 +92,7 @@ def _cifar_rows(data_root: str, teacher_path: str, rows: list[dict]) -> None:
 
 def _cell(cell: dict) -> dict:
     from oefsmc.pipeline import resolve_config, run_config
+    load_plugins()
     return run_config(resolve_config(cell))
 
 

@@ -30,7 +30,10 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from oefsmc.jsonable import json_default_lenient
+
 from .cli import command, emit_json
+from .plugins import load_plugins
 
 PHASE1 = {"finetune.bn": ("train", "eval", "recal"), "finetune.optimizer": ("sgd", "adam"),
           "finetune.params": ("all", "head")}
@@ -103,6 +106,7 @@ def study_run(cell: dict, val_per_class: int, max_iters: int) -> dict:
     from oefsmc.pipeline import pick_device, resolve_config, run_config
 
     from .finetune_study import validation_split
+    load_plugins()
     cell = dict(cell, overrides={**cell["overrides"], "finetune.patience": str(max_iters),
                                  "finetune.max_iters": str(max_iters)})
     resolved = resolve_config(cell)
@@ -236,7 +240,7 @@ def _run(args) -> int:
         _log(f"phase {args.phase}: {len(todo)} runs to do in {out_dir}")
         for i, (name, cell) in enumerate(todo, 1):
             result = study_run(cell, args.val_per_class, args.max_iters)
-            atomic_write(out_dir / name, json.dumps(result, indent=1, default=str) + "\n")
+            atomic_write(out_dir / name, json.dumps(result, indent=1, default=json_default_lenient) + "\n")
             _log(f"{i}/{len(todo)} {name}: val {result['val_at_start']:.2f} -> "
                  f"{result['outcomes']['few_loss@0.01']['val_top1']:.2f} ({result['seconds']:.0f} s)")
     rows = summarize(out_dir)

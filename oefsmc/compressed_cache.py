@@ -28,6 +28,7 @@ import torch
 from .atomic import atomic_write_bytes
 from .data.fewshot import seed_from
 from .data.sources import cache_dir
+from .jsonable import json_default_lenient
 
 FORMAT = 1
 
@@ -58,7 +59,7 @@ def compression_identity(resolved: dict, compress_with_ood: bool) -> dict:
 
 
 def compression_key(identity: dict) -> str:
-    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=str)
+    text = json.dumps(identity, sort_keys=True, separators=(",", ":"), default=json_default_lenient)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
 

@@ -3,8 +3,10 @@
 - :func:`resolve_teacher` (cheap): the teacher's identity for the cache key -- a file's sha256, the
   torchvision weights' name, or the key of a suite-trained teacher (dataset, arch, recipe, seed,
   precision, trainer version, data fingerprint).
-- :func:`get_teacher`: load it, or train it once (file-locked, cached under ``<cache>/teachers/``), and
-  memoise it per process.
+- :func:`load_teacher`: load the teacher of an identity, or train it once (file-locked, cached under
+  ``<cache>/teachers/``), and memoise it per process; :func:`get_teacher` does it for a resolved config.
+  Together with :func:`resolve_teacher` this is how anything finds the teacher of (dataset, arch)
+  (``python -m benchmark teacher eval`` too), with no cell or resolved config to invent.
 - :func:`train_and_save`: what ``python -m benchmark teacher train`` and the pipeline share: the
   resumable trainer (:mod:`oefsmc.models.teacher_training`), then a tensor-only checkpoint and a JSON
   sidecar with the recipe, the training history and the fp32 test accuracy.
@@ -84,23 +86,29 @@ _TEACHERS: dict[tuple, Teacher] = {}
 _TEACHER_EVAL: dict[tuple, dict] = {}
 
 
-def get_teacher(resolved: dict, device: torch.device, log=None) -> Teacher:
+def get_teacher(resolved: Mapping, device: torch.device, log=None) -> Teacher:
     """Load or train (and cache on disk) the teacher of a resolved config; memoised per process."""
-    t = resolved["teacher"]
-    key = (t.get("sha256") or t.get("key") or t.get("weights"), resolved["arch"], str(device))
+    return load_teacher(resolved["teacher"], resolved["dataset"], resolved["arch"], resolved["data_root"], device,
+                        log)
+
+
+def load_teacher(identity: Mapping, dataset: str, arch: str, data_root: str | None, device: torch.device,
+                 log=None) -> Teacher:
+    """Load (or train and cache on disk) the teacher :func:`resolve_teacher` identified; memoised per process."""
+    t = identity
+    key = (t.get("sha256") or t.get("key") or t.get("weights"), arch, str(device))
     if key in _TEACHERS:
         return _TEACHERS[key]
-    spec = DATASETS.get(resolved["dataset"])
+    spec = DATASETS.get(dataset)
     if t["kind"] == "file":
-        teacher = load_teacher_file(t["path"], resolved["arch"], spec.num_classes, spec.channels,
-                                    t["normalization"], device)
+        teacher = load_teacher_file(t["path"], arch, spec.num_classes, spec.channels, t["normalization"], device)
     elif t["kind"] == "torchvision":
         from .models.imagenet_resnet import load_torchvision_weights
         model = build_model("resnet34", spec.num_classes, spec.channels)
         load_torchvision_weights(model)
         teacher = Teacher(model.to(device).eval(), "imagenet", t)
     else:
-        teacher = _trained_teacher(resolved, device, log)
+        teacher = _trained_teacher(t, dataset, arch, data_root, device, log)
     _TEACHERS[key] = teacher
     return teacher
 
@@ -124,22 +132,19 @@ def trained_teacher_path(key: str) -> Path:
     return cache_dir() / "teachers" / f"{key}.pt"
 
 
-def _trained_teacher(resolved: dict, device: torch.device, log=None) -> Teacher:
+def _trained_teacher(t: Mapping, dataset: str, arch: str, data_root: str | None, device: torch.device,
+                     log=None) -> Teacher:
     from filelock import FileLock
-    t = resolved["teacher"]
     path = trained_teacher_path(t["key"])
     path.parent.mkdir(parents=True, exist_ok=True)
-    spec = DATASETS.get(resolved["dataset"])
+    spec = DATASETS.get(dataset)
     with FileLock(str(path) + ".lock"):  # two workers never train the same teacher twice
         if not path.is_file():
             if log:
-                log(f"training the {resolved['arch']} teacher on {resolved['dataset']} ({t['recipe']}); "
-                    f"cached at {path}")
+                log(f"training the {arch} teacher on {dataset} ({t['recipe']}); cached at {path}")
             recipe = dataclasses.replace(RECIPES.get(t["recipe"].split("[")[0]), **_recipe_tuple(t["recipe_fields"]))
-            train_and_save(resolved["dataset"], resolved["arch"], resolved["data_root"], recipe, path, device,
-                           t["precision"], log)
-    return load_teacher_file(str(path), resolved["arch"], spec.num_classes, spec.channels, t["normalization"],
-                             device)
+            train_and_save(dataset, arch, data_root, recipe, path, device, t["precision"], log)
+    return load_teacher_file(str(path), arch, spec.num_classes, spec.channels, t["normalization"], device)
 
 
 def _recipe_tuple(fields: dict) -> dict:
@@ -178,7 +183,7 @@ def train_and_save(dataset: str, arch: str, data_root: Optional[str], recipe, ou
     return meta
 
 
-def teacher_accuracy(resolved: dict, teacher: Teacher, device: torch.device, precision: str = "fp32") -> dict:
+def teacher_accuracy(resolved: Mapping, teacher: Teacher, device: torch.device, precision: str = "fp32") -> dict:
     key = (str(teacher.identity), resolved["data"]["test"]["fingerprint"], str(device), precision)
     if key not in _TEACHER_EVAL:
         test = load_split(resolved["dataset"], resolved["data_root"], "test")

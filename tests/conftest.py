@@ -8,6 +8,12 @@ import pytest
 import torch
 import torch.nn as nn
 
+from benchmark.plugins import load_plugins
+
+#: The methods' registry is filled by the plug-ins (``baselines``), as every entry point does: here at
+#: import, before any test module is collected (some parametrise over the registered methods).
+load_plugins()
+
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("OEFSMC_SHARED_DATA", REPO.parent / "shared" / "data"))
 

@@ -15,13 +15,13 @@ different distribution, like 300K Random Images for CIFAR.
 from __future__ import annotations
 
 import functools
-import os
 from typing import Optional
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..atomic import atomic_write_stream
 from .imageset import ImageSet, fingerprint
 from .sources import DATASETS, DatasetSpec
 
@@ -41,10 +41,8 @@ def _digits_arrays() -> tuple[np.ndarray, np.ndarray]:
     d = load_digits()
     images = np.rint(d.images * (255.0 / 16.0)).clip(0, 255).astype(np.uint8)[..., None]
     labels = d.target.astype(np.int64)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_name(f".{cached.name}.{os.getpid()}.tmp.npz")
-    np.savez(tmp, images=images, labels=labels)
-    os.replace(tmp, cached)
+    with atomic_write_stream(cached) as fh:
+        np.savez(fh, images=images, labels=labels)
     return images, labels
 
 

@@ -26,6 +26,7 @@ from typing import Callable, Optional
 import numpy as np
 import torch
 
+from ..atomic import atomic_write_stream
 from ..errors import InputError, UserError
 from ..registry import Registry
 from .imageset import ImageSet, fingerprint
@@ -189,10 +190,8 @@ def decode_image_folder(folder: Path, size: int, resize: int) -> ImageSet:
         images[i] = img[:3].permute(1, 2, 0) if img.shape[0] >= 3 else img.expand(3, -1, -1).permute(1, 2, 0)
     labels = torch.as_tensor(ds.targets, dtype=torch.int64)
     fp = fingerprint(images, labels)
-    cached.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cached.with_suffix(".tmp")
-    torch.save({"images": images, "labels": labels, "classes": "\n".join(ds.classes), "fingerprint": fp}, tmp)
-    os.replace(tmp, cached)
+    with atomic_write_stream(cached) as fh:
+        torch.save({"images": images, "labels": labels, "classes": "\n".join(ds.classes), "fingerprint": fp}, fh)
     return ImageSet(images, labels, list(ds.classes), f"folder:{folder}", fp)
 
 

@@ -3,19 +3,19 @@ from __future__ import annotations
 
 import pytest
 
+from benchmark.plugins import load_plugins
 from oefsmc.core.finetune import FINETUNE_PARAMS
 from oefsmc.core.method import METHODS
 from oefsmc.core.params import SCHEDULES, Range, parse_param, resolve
 from oefsmc.errors import UserError
 from oefsmc.oe.params import OE_PARAMS
-from oefsmc.pipeline import _import_methods
 
 #: free text validated where it is used (oe.ood: by the OOD source registry in resolve_config)
 FREE_TEXT = {"oe.ood"}
 
 
 def _spaces() -> dict:
-    _import_methods()
+    load_plugins()
     spaces = {name: METHODS.get(name).params for name in METHODS.names()}
     return {**spaces, "finetune": FINETUNE_PARAMS, "oe": OE_PARAMS}
 

@@ -36,7 +36,9 @@ def _env(threads: int, tmp: Path) -> dict:
 
 SWEEP = """
 import json, sys
+from benchmark.plugins import load_plugins
 from benchmark.sweep import run_sweep
+load_plugins()  # an entry point: it registers the methods (the workers do so themselves)
 cells = json.loads(sys.argv[1])
 plan, result = run_sweep(cells, profile="demo", results_dir=sys.argv[2], n_jobs=int(sys.argv[3]))
 out = {}
