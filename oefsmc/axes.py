@@ -60,6 +60,7 @@ class AxisEntry:
     name: str
     label: str
     styles: Mapping[str, str] = field(default_factory=dict)
+    in_paper: bool = True  # False: our addition (drawn apart: dashed, hatched)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,10 @@ class Axis:
         """``names`` without duplicates, in paper order, unknown ones after the known ones (by name)."""
         return sorted(dict.fromkeys(names), key=self.sort_key)
 
+    def ranks(self, names: Iterable[str]) -> dict[str, int]:
+        """``{name: position}`` of :meth:`order` (for sorting a frame column with ``Series.map``)."""
+        return {n: i for i, n in enumerate(self.order(names))}
+
 
 # ---------------------------------------------------------------------------------------------- methods
 #: The paper's four baselines in the order of its tables (checked against ``Method.label`` /
@@ -122,7 +127,7 @@ VARIANT_AXIS = Axis("OE variant", (
     AxisEntry("full", "+ Ours", {"figure": "OE-FSMC\n(full)", "legend": "full (+ Ours)", "row": "+ Ours"}),
     AxisEntry("ft-only", "FT only (our control)",
               {"figure": "FT only\n(our control,\nnot in paper)", "legend": "ft-only (our control, not in paper)",
-               "row": "{method} + FT only (not in paper)"}),
+               "row": "{method} + FT only (not in paper)"}, in_paper=False),
 ))
 #: Table 2's rows per method (Sec. 5.3), plus our ft-only control.
 TABLE2_VARIANTS: tuple[str, ...] = ("none", "full", "ft-only")

@@ -32,6 +32,7 @@ def test_registered_variants_carry_the_axes_label_and_order(name):
     v = VARIANTS.get(name)
     assert v.label == axes.variant_label(name)
     assert v.order == axes.VARIANT_AXIS.index(name)
+    assert v.in_paper == axes.VARIANT_AXIS.entry(name).in_paper
     assert sorted(axes.VARIANT_AXIS.names()) == VARIANTS.names()
 
 
