@@ -6,11 +6,13 @@ from collections import Counter
 
 import pytest
 
+import baselines  # noqa: F401  (registers the methods)
 from benchmark import grids
 from benchmark.cache import cell_key
 from benchmark.grids import build_grid
-from benchmark.profiles import get_profile, parse_teachers
+from benchmark.profiles import PAPER_COLUMNS, get_profile, parse_teachers
 from benchmark.sweep import Hooks, normalise_cell, plan_sweep
+from oefsmc.core.method import METHODS
 from oefsmc.errors import UserError
 
 import test_sweep_fakes as fake
@@ -58,13 +60,25 @@ def test_demo_column_mapping():
 
 def test_table_axes():
     t1 = _grid("table1", seeds=1)
+    n_methods = len(METHODS.names())
     settings = Counter((e.cell["balanced"], e.cell["imbalance_ratio"]) for e in t1)
-    assert settings == {(True, 1.0): 16, (False, 100.0): 16}
+    assert settings == {(True, 1.0): 4 * n_methods, (False, 100.0): 4 * n_methods}
     assert {e.cell["oe"] for e in t1} == {"none"}
-    assert {e.cell["method"] for e in t1} == {"cd", "fskd", "mir", "practise"}
+    assert {e.cell["method"] for e in t1} == set(METHODS.names())    # every registered method, no other
+    assert [m for m in dict.fromkeys(e.cell["method"] for e in t1)] == list(grids.METHODS)  # in paper order
     t2 = _grid("table2", seeds=1)
-    assert Counter(e.cell["oe"] for e in t2) == {"none": 36, "full": 36, "ft-only": 36}
+    assert Counter(e.cell["oe"] for e in t2) == {v: 9 * n_methods for v in grids.TABLE2_VARIANTS}
     assert not any(e.cell["balanced"] for e in t2)
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_every_registered_method_runs_in_every_table_cell(method):
+    t1 = [e for e in _grid("table1", seeds=1) if e.cell["method"] == method]
+    assert {(e.tag["paper_num"], e.tag["setting"]) for e in t1} == \
+        {(n, s) for n in grids.TABLE1_NUMS for s in ("balanced", "imbalanced")}
+    t2 = [e for e in _grid("table2", seeds=1) if e.cell["method"] == method]
+    assert {(e.tag["paper_dataset"], e.tag["paper_num"], e.tag["variant"]) for e in t2} == \
+        {(d, n, v) for d, (_, nums) in PAPER_COLUMNS.items() for n in nums for v in grids.TABLE2_VARIANTS}
 
 
 def test_paper_profile_runs_only_the_papers_setting(tmp_path):
