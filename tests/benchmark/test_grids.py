@@ -25,12 +25,17 @@ def _grid(artifact, profile="demo", seeds=None, **kw):
     return build_grid([artifact], prof, range(prof.n_seeds if seeds is None else seeds))
 
 
-@pytest.mark.parametrize("profile,expected", [
-    ("demo", {"table1": 96, "table2": 324, "fig3a": 15, "fig3b": 45, "fig3c": 21, "fig3d": 18}),
-    ("paper", {"table1": 160, "table2": 540, "fig3a": 25, "fig3b": 75, "fig3c": 35, "fig3d": 30}),
-    ("cifar10-real", {"table1": 80, "table2": 120, "fig3a": 25, "fig3b": 75, "fig3c": 35, "fig3d": 30}),
+#: Cells per method of Tables 1-2 (the four paper methods: demo 96 and 324, paper 160 and 540, cifar10-real 80
+#: and 120), and cells of Figure 3 (one method).
+@pytest.mark.parametrize("profile,per_method,figure", [
+    ("demo", {"table1": 24, "table2": 81}, {"fig3a": 15, "fig3b": 45, "fig3c": 21, "fig3d": 18}),
+    ("paper", {"table1": 40, "table2": 135}, {"fig3a": 25, "fig3b": 75, "fig3c": 35, "fig3d": 30}),
+    ("cifar10-real", {"table1": 20, "table2": 30}, {"fig3a": 25, "fig3b": 75, "fig3c": 35, "fig3d": 30}),
 ])
-def test_cell_counts(profile, expected):
+def test_cell_counts(profile, per_method, figure):
+    n_methods = len(METHODS.names())
+    assert n_methods == len(grids.METHODS)
+    expected = {**{a: n * n_methods for a, n in per_method.items()}, **figure}
     assert {a: len(_grid(a, profile)) for a in ALL} == expected
 
 
