@@ -33,8 +33,8 @@ from typing import Callable, Iterable, Optional
 
 from oefsmc.axes import (
     FIG3A_VARIANTS,
+    METHOD_NAMES,
     PAPER_COLUMNS,
-    PAPER_METHODS,
     TABLE1_DATASET,
     TABLE1_NUMS,
     TABLE2_VARIANTS,
@@ -46,7 +46,7 @@ from .overrides import scoped_overrides
 from .profiles import Profile
 
 #: The methods, Nums and variants of the grids come from :mod:`oefsmc.axes` (the renderers read the same).
-METHODS = PAPER_METHODS
+METHODS = METHOD_NAMES
 IMBALANCE_RATIO = 100.0
 
 FIG3_METHOD = "mir"

@@ -8,9 +8,9 @@ each :class:`oefsmc.core.method.Method` subclass its ``label`` and ``paper_order
 
 A name this module does not know never crashes a renderer: it is labelled by its own name and sorted after
 every known name (by name).  Adding a fifth method: its ``baselines/<name>.py`` (with ``label`` and
-``paper_order``), its import in ``baselines/__init__.py`` and one :data:`METHOD_AXIS` entry here (then the
-grids run it and every table, claim and figure shows it); its printed numbers, if the paper has any, go to
-``paper_tables/reported/*.csv``.
+``paper_order``), its import in ``baselines/__init__.py`` and one :data:`METHOD_AXIS` entry here
+(``in_paper=False`` unless the paper prints its numbers, which then go to ``paper_tables/reported/*.csv``);
+then the grids run it and every table, claim and figure shows it.
 """
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ __all__ = [
     "DATASET_AXIS",
     "FIG3A_VARIANTS",
     "METHOD_AXIS",
+    "METHOD_NAMES",
     "PAPER_COLUMNS",
     "PAPER_DATASETS",
     "PAPER_METHODS",
@@ -105,15 +106,19 @@ class Axis:
 
 
 # ---------------------------------------------------------------------------------------------- methods
-#: The paper's four baselines in the order of its tables (checked against ``Method.label`` /
-#: ``Method.paper_order`` of the ``METHODS`` registry by the tests).
+#: The suite's methods in the order of the paper's tables: its four baselines, then any method it does not
+#: have (``in_paper=False``).  Checked against ``Method.label`` / ``Method.paper_order`` of the ``METHODS``
+#: registry by the tests.
 METHOD_AXIS = Axis("method", (
     AxisEntry("cd", "CD"),
     AxisEntry("fskd", "FSKD"),
     AxisEntry("mir", "MiR"),
     AxisEntry("practise", "PRACTISE"),
 ))
-PAPER_METHODS: tuple[str, ...] = METHOD_AXIS.names()
+#: Every method the grids run and the tables always show, in table order.
+METHOD_NAMES: tuple[str, ...] = METHOD_AXIS.names()
+#: The paper's own methods (those with printed numbers).
+PAPER_METHODS: tuple[str, ...] = tuple(e.name for e in METHOD_AXIS.entries if e.in_paper)
 
 # ---------------------------------------------------------------------------------------------- variants
 #: The OE variants (``oefsmc.oe.variants.VARIANTS``) in the order of Figure 3a (Sec. 5.4), our ft-only

@@ -27,7 +27,7 @@ from matplotlib.lines import Line2D
 
 from oefsmc.axes import (
     METHOD_AXIS,
-    PAPER_METHODS,
+    METHOD_NAMES,
     PERCLASS_VARIANTS,
     VARIANT_AXIS,
     method_label,
@@ -133,7 +133,7 @@ def render_perclass(frame: pd.DataFrame, out_dir, name: str, caption: Optional[s
     gives a figure, with a "no reproduced runs" notice; variants without runs are named under the legend.
     Returns ``{"png": path, "pdf": path}``.
     """
-    methods = method_order(frame["method"]) or list(PAPER_METHODS)
+    methods = method_order(frame["method"]) or list(METHOD_NAMES)
     cols = min(len(methods), 2)
     rows = math.ceil(len(methods) / cols)
     fig = Figure(figsize=(4.2 * cols, 3.0 * rows + 0.8), layout="constrained")

@@ -60,8 +60,8 @@ from __future__ import annotations
 
 from oefsmc.axes import (
     ARCH_AXIS,
+    METHOD_NAMES,
     PAPER_DATASETS,
-    PAPER_METHODS,
     TABLE2_VARIANTS,
     arch_label,
     dataset_label,
@@ -120,8 +120,8 @@ __all__ = [
 ]
 
 # The paper's axes as the mappings this module has always exported (the one source is oefsmc.axes).
-METHODS = PAPER_METHODS
-METHOD_LABELS = {m: method_label(m) for m in PAPER_METHODS}
+METHODS = METHOD_NAMES
+METHOD_LABELS = {m: method_label(m) for m in METHOD_NAMES}
 DATASET_LABELS = {d: dataset_label(d) for d in PAPER_DATASETS}
 DATASET_ORDER = PAPER_DATASETS
 ARCH_LABELS = {a: arch_label(a) for a in ARCH_AXIS.names()}

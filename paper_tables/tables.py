@@ -2,7 +2,7 @@
 
 :func:`render_table1` (Sec. 5.2: rows = methods; columns = Num x {Balance, Imbalance}) and
 :func:`render_table2` (Sec. 5.3: rows = method / "+ Ours" / "<method> + FT only (not in paper)"; columns =
-dataset x Num).  Methods are the paper's (:data:`oefsmc.axes.PAPER_METHODS`, in its order) and any other
+dataset x Num).  Methods are the suite's (:data:`oefsmc.axes.METHOD_NAMES`, in the paper's order) and any other
 method that has runs or paper numbers, after them by name and labelled by its name; the cell statistics
 and texts are :mod:`paper_tables.cells`', the column headers :mod:`paper_tables.columns`'.  Layout and
 writing: :mod:`paper_tables.formats`.
@@ -17,7 +17,7 @@ import pandas as pd
 from oefsmc.axes import (
     DATASET_AXIS,
     METHOD_AXIS,
-    PAPER_METHODS,
+    METHOD_NAMES,
     TABLE1_ARCH,
     TABLE1_DATASET,
     TABLE2_VARIANTS,
@@ -132,8 +132,8 @@ def render_table2(
     variants = TABLE2_VARIANTS if include_ft_only else TABLE2_VARIANTS[:2]
     lookup = {(r.dataset, int(r.num), r.method, r.variant): r for r in reported.itertuples(index=False)}
     cells = []
-    # the paper's methods, then any other method with runs or paper numbers (after them, by name)
-    for mi, method in enumerate(method_order([*PAPER_METHODS, *reported["method"], *runs["method"]])):
+    # the suite's methods, then any other method with runs or paper numbers (after them, by name)
+    for mi, method in enumerate(method_order([*METHOD_NAMES, *reported["method"], *runs["method"]])):
         for vi, variant in enumerate(variants):
             for ci, (col, info) in enumerate(zip(paper_columns.itertuples(index=False), infos)):
                 key = (col.dataset, int(col.num), method, variant)
