@@ -41,7 +41,7 @@ def test_cell_counts(profile, per_method, figure):
 
 def test_seeds_are_the_first_k():
     assert sorted({e.cell["seed"] for e in _grid("table1", seeds=2)}) == [0, 1]
-    assert len(_grid("table2", seeds=1)) == 108
+    assert len(_grid("table2", seeds=1)) == 27 * len(grids.METHODS)
 
 
 def test_demo_column_mapping():
@@ -166,8 +166,9 @@ def test_table1_imbalanced_cells_are_table2_cifar10_baselines():
     t1_imb = {k for e, k in zip(plan.entries, plan.entry_keys) if e.tag["artifact"] == "table1"
               and e.tag["setting"] == "imbalanced" and e.tag["paper_num"] <= 50}
     t2_none = _keys(plan, artifact="table2", paper_dataset="cifar10", variant="none")
-    assert len(t1_imb) == 36 and t1_imb == t2_none
-    assert len(plan.jobs) == 96 + 324 - 36
+    m = len(grids.METHODS)
+    assert len(t1_imb) == 9 * m and t1_imb == t2_none                  # 4 methods: 36, 96 + 324 - 36 jobs
+    assert len(plan.jobs) == (24 + 81 - 9) * m
     shared = next(iter(t1_imb))
     assert {e.tag["artifact"] for e in plan.jobs[shared].entries} == {"table1", "table2"}
 
@@ -184,7 +185,7 @@ def test_default_valued_overrides_hash_like_no_override():
     assert not _keys(plan, artifact="fig3c", param_value=0.2) & full50
     # the merged job keeps the normalised cell (no override left)
     assert all(plan.jobs[k].cell["overrides"] == {} for k in full50)
-    assert len(plan.jobs) == 324 + 75
+    assert len(plan.jobs) == 81 * len(grids.METHODS) + 75              # 4 methods: 324 + 75
 
 
 def test_normalise_cell_keeps_effective_overrides():
