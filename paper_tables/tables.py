@@ -122,8 +122,11 @@ def render_table2(
     """
     runs = normalize_reproduced(reproduced)
     runs = runs[(runs["artifact"] == "table2") & (runs["setting"].isna() | (runs["setting"] == "imbalanced"))]
+    # the paper's columns, then any column with runs only (a dataset or Num the paper does not have)
+    ran = runs[["paper_dataset", "paper_arch", "paper_num"]].set_axis(["dataset", "arch", "num"], axis=1)
     paper_columns = (
-        reported[["dataset", "arch", "num"]].drop_duplicates()
+        pd.concat([reported[["dataset", "arch", "num"]], ran.astype({"num": int})], ignore_index=True)
+        .drop_duplicates(["dataset", "num"])
         .assign(_d=lambda f: f["dataset"].map(DATASET_AXIS.ranks(f["dataset"])))
         .sort_values(["_d", "num"], kind="stable")
     )

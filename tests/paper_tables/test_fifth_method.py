@@ -145,3 +145,15 @@ def test_an_unknown_dataset_column_sorts_after_the_known_ones():
     c2 = claim2_frame(runs, reported)
     assert list(c2["dataset"]) == ["cifar10", "imagenet", "svhn"]
     assert claims_markdown(None, c2).index("svhn Num=10") > claims_markdown(None, c2).index("ILSVRC-2012 Num=10")
+
+
+def test_a_column_with_runs_only_is_shown_after_the_paper_columns():
+    runs = pd.DataFrame([_row("table2", m, 10, "imbalanced", v, s, 50.0 + s, dataset="svhn", arch="resnet20")
+                         for m in ("cd", "x5") for v in ("none", "full", "ft-only") for s in range(2)])
+    cells = render_table2(load_reported_table2(), runs)
+    columns = list(dict.fromkeys(cells.sort_values("col_order")["col"]))
+    assert columns[-1] == "svhn / ResNet-20 Num=10" and len(columns) == 10
+    svhn = cells[cells["dataset"] == "svhn"]
+    assert (svhn["reported_str"] == "").all()
+    assert set(svhn.loc[svhn["method"].isin(["cd", "x5"]), "status"]) == {"ok"}
+    assert "svhn / ResNet-20 Num=10" in to_markdown(cells)
