@@ -383,6 +383,8 @@ def _few_accuracy(model: nn.Module, data: StageData) -> float:
 @METHODS.register("cd")
 class CD(Method):
     name = "cd"
+    label = "CD"
+    paper_order = 0
     citation = ("Bai, Wu, King, Lyu. Few Shot Network Compression via Cross Distillation. AAAI 2020 "
                 "(official code haolibai/Cross-Distillation)")
     data_driven_selection = True  # channels are chosen by the CD solve on the (OE-weighted) data

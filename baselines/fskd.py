@@ -270,6 +270,8 @@ def fskd_sweep(student: nn.Module, teacher: nn.Module, chunks: list[torch.Tensor
 @METHODS.register("fskd")
 class FSKD(Method):
     name = "fskd"
+    label = "FSKD"
+    paper_order = 1
     citation = ("Li, Li, Liu, Zhang. Few Sample Knowledge Distillation for Efficient Network Compression. "
                 "CVPR 2020 (official code LTH14/FSKD)")
     data_driven_selection = False  # L1 filter norms are data-free: OE class weights cannot act on selection

@@ -172,6 +172,8 @@ def mimic(teacher: nn.Module, model: nn.Module, data: StageData, hp: dict[str, A
 @METHODS.register("mir")
 class MiR(Method):
     name = "mir"
+    label = "MiR"
+    paper_order = 2
     citation = ("Wang, Liu, Ma, Yong, Chai, Wu. Compressing Models with Few Samples: Mimicking then "
                 "Replacing. CVPR 2022 (code: DoctorKey/Practise --FT MiR)")
     params = MIR_PARAMS

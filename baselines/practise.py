@@ -369,6 +369,8 @@ def select_units(teacher: nn.Module, data: StageData, hp: dict[str, Any], genera
 @METHODS.register("practise")
 class Practise(Method):
     name = "practise"
+    label = "PRACTISE"
+    paper_order = 3
     citation = ("Wang and Wu. Practical Network Acceleration with Tiny Sets. CVPR 2023 "
                 "(code: DoctorKey/Practise)")
     params = PRACTISE_PARAMS

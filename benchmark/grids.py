@@ -31,21 +31,28 @@ import math
 from dataclasses import dataclass, field
 from typing import Callable, Iterable, Optional
 
+from oefsmc.axes import (
+    FIG3A_VARIANTS,
+    METHOD_NAMES,
+    PAPER_COLUMNS,
+    TABLE1_DATASET,
+    TABLE1_NUMS,
+    TABLE2_VARIANTS,
+    method_label,
+)
 from oefsmc.errors import UserError
 
 from .overrides import scoped_overrides
-from .profiles import PAPER_COLUMNS, Profile
+from .profiles import Profile
 
-METHODS = ("cd", "fskd", "mir", "practise")
+#: The methods, Nums and variants of the grids come from :mod:`oefsmc.axes` (the renderers read the same).
+METHODS = METHOD_NAMES
 IMBALANCE_RATIO = 100.0
-TABLE1_NUMS = (10, 20, 50, 100)
-TABLE2_VARIANTS = ("none", "full", "ft-only")
 
 FIG3_METHOD = "mir"
-FIG3_COLUMN = "cifar10"           # the paper's CIFAR-10 / VGG-16 column
+FIG3_COLUMN = TABLE1_DATASET      # the paper's CIFAR-10 / VGG-16 column
 FIG3_NUM = 50
 FIG3B_NUMS = (10, 20, 50)
-FIG3A_VARIANTS = ("none", "no-comp", "no-ft", "full", "ft-only")
 FIG3B_RATIOS = (0.25, 0.5, 1.0, 2.0, 4.0)
 FIG3C_LAMBDAS = (0.0, 0.2, 0.4, 0.5, 0.6, 0.8, 1.0)
 FIG3D_ETAS = (0.1, 0.5, 1.5, 2.5, 3.5, 5.0)
@@ -64,7 +71,7 @@ class GridEntry:
 
 def figure_choice_text(panel: str = "a") -> str:
     """The Figure 3 setting we chose (the paper does not say), for captions and notes."""
-    label = {"cd": "CD", "fskd": "FSKD", "mir": "MiR", "practise": "PRACTISE"}[FIG3_METHOD]
+    label = method_label(FIG3_METHOD)
     nums = "/".join(map(str, FIG3B_NUMS)) if panel == "b" else str(FIG3_NUM)
     return (f"Our choice (the paper does not say): {label} on the CIFAR-10/VGG-16 column, "
             f"imbalanced ratio {IMBALANCE_RATIO:g}, Num {nums}")
@@ -121,14 +128,14 @@ def _tag(artifact: str, paper_dataset: str, paper_num: int, setting: str, method
 def table1(profile: Profile, seeds: Iterable[int]) -> list[GridEntry]:
     """Table 1: CIFAR-10 column, Num x {balanced, imbalanced} x 4 methods, OE none."""
     out = []
-    for num in profile.paper_nums("table1", "cifar10", TABLE1_NUMS):
+    for num in profile.paper_nums("table1", TABLE1_DATASET, TABLE1_NUMS):
         for balanced in (True, False):
             setting = "balanced" if balanced else "imbalanced"
             for method in METHODS:
                 for seed in seeds:
-                    cell = make_cell(profile, "cifar10", num, balanced=balanced, method=method, oe="none",
+                    cell = make_cell(profile, TABLE1_DATASET, num, balanced=balanced, method=method, oe="none",
                                      seed=seed)
-                    out.append(GridEntry(cell, _tag("table1", "cifar10", num, setting, method, "none")))
+                    out.append(GridEntry(cell, _tag("table1", TABLE1_DATASET, num, setting, method, "none")))
     return out
 
 

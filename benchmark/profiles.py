@@ -33,20 +33,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Optional
 
+from oefsmc.axes import PAPER_COLUMNS, arch_label, dataset_label
 from oefsmc.errors import UserError
 from paper_tables.columns import ColumnMap  # noqa: F401  (re-exported: profiles are built from it)
 
 #: The repository root when running from a checkout (``<root>/benchmark/profiles.py``).
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
-#: Paper columns: paper dataset -> (paper arch, Table 2 Nums).  Table 1 is the CIFAR-10 / VGG-16 column.
-PAPER_COLUMNS: dict[str, tuple[str, tuple[int, ...]]] = {
-    "cifar10": ("vgg16", (10, 20, 50)),
-    "cifar100": ("resnet32", (100, 200, 500)),
-    "imagenet": ("resnet34", (1000, 2000, 3000)),
-}
-PAPER_DATASET_LABELS = {"cifar10": "CIFAR-10", "cifar100": "CIFAR-100", "imagenet": "ILSVRC-2012"}
-PAPER_ARCH_LABELS = {"vgg16": "VGG-16", "resnet32": "ResNet-32", "resnet34": "ResNet-34"}
+#: Paper columns: paper dataset -> (paper arch, Table 2 Nums), and their printed labels (all from
+#: :mod:`oefsmc.axes`, re-exported here).  Table 1 is the CIFAR-10 / VGG-16 column.
+PAPER_DATASET_LABELS = {d: dataset_label(d) for d in PAPER_COLUMNS}
+PAPER_ARCH_LABELS = {arch: arch_label(arch) for arch, _ in PAPER_COLUMNS.values()}
 
 
 @dataclass(frozen=True)

@@ -38,8 +38,11 @@ import pandas as pd
 from scipy import stats
 from tabulate import tabulate
 
-from .render import (DATASET_LABELS, METHOD_LABELS, METHODS, MISSING, RunsAs, atomic_write_text, column_label,
-                     normalize_reproduced)
+from oefsmc.axes import DATASET_AXIS, METHOD_AXIS, column_name, method_label
+
+from .cells import MISSING, normalize_reproduced
+from .columns import RunsAs, column_label
+from .formats import atomic_write_text
 
 __all__ = ["CONFIDENCE", "CLAIM2_DIFFS", "t_interval", "sign_count", "verdict", "paired", "claim1_frame",
            "claim2_frame", "claims_markdown", "write_claims"]
@@ -146,10 +149,15 @@ def claim1_frame(reproduced: Optional[pd.DataFrame], reported: pd.DataFrame) -> 
     wide = paired(runs, ["method", "paper_num"], "setting")
     rows = []
     drops = reported[reported["setting"] == "imbalanced"]
-    for r in drops.sort_values(["method", "num"], key=_method_order).itertuples(index=False):
-        sel = wide[(wide["method"] == r.method) & (wide["paper_num"] == r.num)] if len(wide) else wide
+    printed = {(r.method, int(r.num)): float(r.printed_drop) for r in drops.itertuples(index=False)}
+    # a method without paper numbers (not in the paper): the paper's Nums, no paper drop
+    ran = [m for m in dict.fromkeys(wide["method"]) if m not in set(drops["method"])] if len(wide) else []
+    keys = list(printed) + [(m, n) for m in ran for n in sorted({n for _, n in printed})]
+    order = METHOD_AXIS.ranks(m for m, _ in keys)
+    for method, num in sorted(keys, key=lambda k: (order[k[0]], k[1])):
+        sel = wide[(wide["method"] == method) & (wide["paper_num"] == num)] if len(wide) else wide
         bal, imb = _column(sel, "balanced"), _column(sel, "imbalanced")
-        row = {"method": r.method, "num": int(r.num), "paper_drop": float(r.printed_drop)}
+        row = {"method": method, "num": num, "paper_drop": printed.get((method, num), math.nan)}
         row.update({f"balanced_{k}": v for k, v in _stats(bal).items()})
         row.update({f"imbalanced_{k}": v for k, v in _stats(imb).items()})
         row.update(_diff_stats("drop", bal, imb))
@@ -191,14 +199,10 @@ def claim2_frame(reproduced: Optional[pd.DataFrame], reported: pd.DataFrame) -> 
         rows.append(row)
     out = pd.DataFrame(rows)
     if len(out):
-        order = {d: i for i, d in enumerate(DATASET_LABELS)}
-        out = out.assign(_d=out["dataset"].map(order), _m=out["method"].map(METHODS.index))
+        out = out.assign(_d=out["dataset"].map(DATASET_AXIS.ranks(out["dataset"])),
+                         _m=out["method"].map(METHOD_AXIS.ranks(out["method"])))
         out = out.sort_values(["_d", "num", "_m"]).drop(columns=["_d", "_m"]).reset_index(drop=True)
     return out
-
-
-def _method_order(col: pd.Series) -> pd.Series:
-    return col.map(METHODS.index) if col.name == "method" else col
 
 
 # ------------------------------------------------------------------------------------------ text
@@ -283,12 +287,12 @@ CLAIM2_INTRO = (
 def _column_name(row, columns: Optional[Mapping[str, RunsAs]]) -> str:
     """The claim-2 column named by what ran (as in the tables) when ``columns`` is given."""
     if columns is None or not row.get("arch"):
-        return f"{DATASET_LABELS.get(row['dataset'], row['dataset'])} Num={row['num']}"
+        return column_name(row["dataset"], row["num"])
     return column_label(row["dataset"], row["arch"], int(row["num"]), columns.get(row["dataset"]))
 
 
 def _claim1_section(claim1: pd.DataFrame) -> list[str]:
-    lines = [{"Method": METHOD_LABELS[r["method"]], "Num": r["num"], "balanced": _ms(r, "balanced"),
+    lines = [{"Method": method_label(r["method"]), "Num": r["num"], "balanced": _ms(r, "balanced"),
               "imbalanced": _ms(r, "imbalanced"), **_paired_cells(r, "drop", "drop (paired)"),
               "paper drop": _paper(r["paper_drop"])}
              for _, r in claim1.iterrows()]
@@ -301,7 +305,7 @@ def _claim2_section(claim2: pd.DataFrame, columns: Optional[Mapping[str, RunsAs]
     if not len(claim2):
         return parts + ["No Table 2 run yet."]
     names = [_column_name(r, columns) for _, r in claim2.iterrows()]
-    means = [{"Column": c, "Method": METHOD_LABELS[r["method"]], "none": _ms(r, "none"),
+    means = [{"Column": c, "Method": method_label(r["method"]), "none": _ms(r, "none"),
               "FT only": _ms(r, "ft_only"), "+ Ours": _ms(r, "full"),
               "+ Ours before its fine-tuning": _ms(r, "full_compressed")}
              for c, (_, r) in zip(names, claim2.iterrows())]
@@ -309,7 +313,7 @@ def _claim2_section(claim2: pd.DataFrame, columns: Optional[Mapping[str, RunsAs]
     for diff in CLAIM2_DIFFS:
         lines = []
         for c, (_, r) in zip(names, claim2.iterrows()):
-            line = {"Column": c, "Method": METHOD_LABELS[r["method"]], **_paired_cells(r, diff.prefix, "paired")}
+            line = {"Column": c, "Method": method_label(r["method"]), **_paired_cells(r, diff.prefix, "paired")}
             if diff.paper:
                 line["paper"] = _paper(r[diff.paper])
             lines.append(line)

@@ -30,28 +30,29 @@ import seaborn as sns  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from oefsmc.atomic import atomic_write_bytes  # noqa: E402
+from oefsmc.axes import (  # noqa: E402
+    FIG3A_VARIANTS,
+    VARIANT_AXIS,
+    method_label,
+    variant_figure_label,
+    variant_order,
+)
 
 from .reported import load_figure3_findings  # noqa: E402
 
 __all__ = ["VARIANT_ORDER", "VARIANT_LABELS", "save_figure", "render_figure3", "render_figure3_panels"]
 
-#: Panel (a) bar order: OE-FSMC_{w/o all}, w/o Comp., w/o FT, full; then our FT-only control.
-VARIANT_ORDER = ("none", "no-comp", "no-ft", "full", "ft-only")
-VARIANT_LABELS = {
-    "none": "w/o all\n(baseline)",
-    "no-comp": "w/o Comp.",
-    "no-ft": "w/o FT",
-    "full": "OE-FSMC\n(full)",
-    "ft-only": "FT only\n(our control,\nnot in paper)",
-}
-_METHOD_LABELS = {"cd": "CD", "fskd": "FSKD", "mir": "MiR", "practise": "PRACTISE"}
+#: Panel (a) bar order: OE-FSMC_{w/o all}, w/o Comp., w/o FT, full; then our FT-only control; and the bar
+#: labels (both from :mod:`oefsmc.axes`; another variant is drawn after them, labelled by its name).
+VARIANT_ORDER = FIG3A_VARIANTS
+VARIANT_LABELS = {v: variant_figure_label(v) for v in VARIANT_ORDER}
 _PARAM_SYMBOL = {"lambda": "λ", "eta": "η"}
 _RATIO_PARAMS = ("aux_ratio", "aux_size_ratio")
 
 
 def _group_labels(df: pd.DataFrame) -> pd.Series:
     """"<METHOD> Num=<num>" per row (used as hue when several configs are plotted)."""
-    return df["method"].map(lambda m: _METHOD_LABELS.get(m, m)) + " Num=" + df["num"].astype(int).astype(str)
+    return df["method"].map(method_label) + " Num=" + df["num"].astype(int).astype(str)
 
 
 def save_figure(fig: Figure, path: Path, fmt: str) -> None:
@@ -64,16 +65,16 @@ def save_figure(fig: Figure, path: Path, fmt: str) -> None:
 
 
 def _panel_a(ax, d: pd.DataFrame) -> None:
-    present = [v for v in VARIANT_ORDER if v in set(d["variant"])]
-    order = [VARIANT_LABELS[v] for v in present]
-    d = d.assign(_x=d["variant"].map(VARIANT_LABELS), _g=_group_labels(d))
+    present = variant_order(d["variant"])
+    order = [variant_figure_label(v) for v in present]
+    d = d.assign(_x=d["variant"].map(variant_figure_label), _g=_group_labels(d))
     hue = "_g" if d["_g"].nunique() > 1 else None
     sns.barplot(data=d, x="_x", y="top1", hue=hue, order=order, errorbar="sd", capsize=0.15, ax=ax)
-    if "ft-only" in present:  # hatch our control so it is not mistaken for a paper variant
-        idx = present.index("ft-only")
-        for patch in ax.patches:
-            if abs(patch.get_x() + patch.get_width() / 2 - idx) < 0.5:
-                patch.set_hatch("//")
+    for idx, v in enumerate(present):  # hatch our control so it is not mistaken for a paper variant
+        if v in VARIANT_AXIS and not VARIANT_AXIS.entry(v).in_paper:
+            for patch in ax.patches:
+                if abs(patch.get_x() + patch.get_width() / 2 - idx) < 0.5:
+                    patch.set_hatch("//")
     lo, hi = d["top1"].min(), d["top1"].max()
     ax.set_ylim(max(0.0, lo - 5), min(100.0, hi + 3))
     ax.set_xlabel("")

@@ -25,20 +25,26 @@ import seaborn as sns
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from oefsmc.axes import (
+    METHOD_AXIS,
+    METHOD_NAMES,
+    PERCLASS_VARIANTS,
+    VARIANT_AXIS,
+    method_label,
+    method_order,
+    variant_legend_label,
+)
+
+from .cells import normalize_reproduced
 from .figure3 import save_figure
-from .render import METHOD_LABELS, METHODS, normalize_reproduced
 
 __all__ = ["PERCLASS_VARIANTS", "VARIANT_STYLES", "perclass_runs", "perclass_frame", "figure_name",
            "render_perclass"]
 
-#: The Table 2 variants drawn, in legend order.
-PERCLASS_VARIANTS = ("none", "ft-only", "full")
-#: Legend label and line style per variant (our control dashed: it is not in the paper).
-VARIANT_STYLES = {
-    "none": ("none (baseline)", "-"),
-    "ft-only": ("ft-only (our control, not in paper)", "--"),
-    "full": ("full (+ Ours)", "-"),
-}
+#: Legend label and line style per variant of :data:`PERCLASS_VARIANTS` (the Table 2 variants, in legend
+#: order; from :mod:`oefsmc.axes`): a variant that is not in the paper (our control) is dashed.
+VARIANT_STYLES = {v: (variant_legend_label(v), "-" if VARIANT_AXIS.entry(v).in_paper else "--")
+                  for v in PERCLASS_VARIANTS}
 #: Columns of :func:`perclass_frame`.
 FRAME_COLUMNS = ["method", "variant", "class_index", "mean", "std", "n"]
 
@@ -68,7 +74,7 @@ def perclass_frame(runs: Optional[pd.DataFrame], paper_dataset: str, paper_num: 
         return pd.DataFrame(columns=FRAME_COLUMNS)
     out = (long.groupby(["method", "variant", "class_index"])["accuracy"]
            .agg(mean="mean", std=lambda v: v.std(ddof=1), n="count").reset_index())
-    out = out.assign(_m=out["method"].map({m: i for i, m in enumerate(METHODS)}),
+    out = out.assign(_m=out["method"].map(METHOD_AXIS.ranks(out["method"])),
                      _v=out["variant"].map({v: i for i, v in enumerate(PERCLASS_VARIANTS)}))
     return out.sort_values(["_m", "_v", "class_index"]).drop(columns=["_m", "_v"]).reset_index(drop=True)
 
@@ -127,7 +133,7 @@ def render_perclass(frame: pd.DataFrame, out_dir, name: str, caption: Optional[s
     gives a figure, with a "no reproduced runs" notice; variants without runs are named under the legend.
     Returns ``{"png": path, "pdf": path}``.
     """
-    methods = [m for m in METHODS if m in set(frame["method"])] or list(METHODS)
+    methods = method_order(frame["method"]) or list(METHOD_NAMES)
     cols = min(len(methods), 2)
     rows = math.ceil(len(methods) / cols)
     fig = Figure(figsize=(4.2 * cols, 3.0 * rows + 0.8), layout="constrained")
@@ -135,7 +141,7 @@ def render_perclass(frame: pd.DataFrame, out_dir, name: str, caption: Optional[s
     n_classes = int(frame["class_index"].max()) + 1 if len(frame) else 0
     for ax, method in zip(axes.flat, methods):
         d = frame[frame["method"] == method]
-        ax.set_title(METHOD_LABELS.get(method, method), fontsize=9)
+        ax.set_title(method_label(method), fontsize=9)
         if d.empty:
             ax.text(0.5, 0.5, "no reproduced runs", ha="center", va="center", transform=ax.transAxes)
             ax.set_axis_off()

@@ -22,8 +22,11 @@ from typing import Optional
 import pandas as pd
 from tabulate import tabulate
 
+from oefsmc.axes import column_name, method_label
+
+from .cells import MISSING
 from .claims import claim2_frame
-from .render import DATASET_LABELS, METHOD_LABELS, MISSING, atomic_write_text
+from .formats import atomic_write_text
 
 DIAGNOSTIC_LABEL = "DIAGNOSTIC: test-set selection (never in a table, a figure or a verdict)"
 
@@ -57,7 +60,7 @@ def protocol_independent(frame: pd.DataFrame, prefix: str = "oe_gain") -> list[s
     for (ds, num, method), sel in frame.groupby(["dataset", "num", "method"], sort=False):
         verdicts = set(sel[f"{prefix}_verdict"])
         if len(sel) > 1 and len(verdicts) == 1:
-            out.append(f"{DATASET_LABELS.get(ds, ds)} Num={num} {METHOD_LABELS.get(method, method)}: "
+            out.append(f"{column_name(ds, num)} {method_label(method)}: "
                        f"{verdicts.pop()}")
     return out
 
@@ -69,8 +72,7 @@ def protocols_markdown(frame: pd.DataFrame, caption: str = "") -> str:
     if not len(frame):
         parts.append("No run yet.")
         return "\n\n".join(parts) + "\n"
-    lines = [{"Column": f"{DATASET_LABELS.get(r['dataset'], r['dataset'])} Num={r['num']}",
-              "Method": METHOD_LABELS.get(r["method"], r["method"]), "Protocol": r["protocol"],
+    lines = [{"Column": column_name(r["dataset"], r["num"]), "Method": method_label(r["method"]), "Protocol": r["protocol"],
               "OE gain (full − none)": _gain(r, "oe_gain"), "FT-only gain": _gain(r, "ft_only_gain"),
               "OE − FT only": _gain(r, "oe_over_ft_only")} for _, r in frame.iterrows()]
     parts.append(tabulate(pd.DataFrame(lines), headers="keys", tablefmt="github", showindex=False,
@@ -109,8 +111,7 @@ def selection_bias_markdown(frame: pd.DataFrame, caption: str = "") -> str:
     if not len(frame):
         parts.append("No run yet.")
         return "\n\n".join(parts) + "\n"
-    lines = [{"Column": f"{DATASET_LABELS.get(r['dataset'], r['dataset'])} Num={r['num']}",
-              "Method": METHOD_LABELS.get(r["method"], r["method"]), "Variant": r["variant"], "n": r["n"],
+    lines = [{"Column": column_name(r["dataset"], r["num"]), "Method": method_label(r["method"]), "Variant": r["variant"], "n": r["n"],
               "monitor": f"{r['monitor_mean']:.2f}", "oracle-test (diagnostic)": f"{r['oracle_mean']:.2f}",
               "difference": f"{r['oracle_gain_mean']:+.2f} (max {r['oracle_gain_max']:+.2f})"}
              for _, r in frame.iterrows()]

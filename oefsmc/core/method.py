@@ -23,6 +23,10 @@ from .student import Student
 
 class Method:
     name: ClassVar[str] = ""
+    #: printed name and position in the paper's tables; equal to :data:`oefsmc.axes.METHOD_AXIS`, the
+    #: torch-free table the renderers read (checked by ``tests/paper_tables/test_axes.py``)
+    label: ClassVar[str] = ""
+    paper_order: ClassVar[int] = -1
     citation: ClassVar[str] = ""
     params: ClassVar[Mapping[str, Param]] = {}
     # whether the method's structure/importance criterion looks at data (then OE's class-aware weights act)

@@ -6,11 +6,13 @@ from collections import Counter
 
 import pytest
 
+import baselines  # noqa: F401  (registers the methods)
 from benchmark import grids
 from benchmark.cache import cell_key
 from benchmark.grids import build_grid
-from benchmark.profiles import get_profile, parse_teachers
+from benchmark.profiles import PAPER_COLUMNS, get_profile, parse_teachers
 from benchmark.sweep import Hooks, normalise_cell, plan_sweep
+from oefsmc.core.method import METHODS
 from oefsmc.errors import UserError
 
 import test_sweep_fakes as fake
@@ -23,18 +25,23 @@ def _grid(artifact, profile="demo", seeds=None, **kw):
     return build_grid([artifact], prof, range(prof.n_seeds if seeds is None else seeds))
 
 
-@pytest.mark.parametrize("profile,expected", [
-    ("demo", {"table1": 96, "table2": 324, "fig3a": 15, "fig3b": 45, "fig3c": 21, "fig3d": 18}),
-    ("paper", {"table1": 160, "table2": 540, "fig3a": 25, "fig3b": 75, "fig3c": 35, "fig3d": 30}),
-    ("cifar10-real", {"table1": 80, "table2": 120, "fig3a": 25, "fig3b": 75, "fig3c": 35, "fig3d": 30}),
+#: Cells per method of Tables 1-2 (the four paper methods: demo 96 and 324, paper 160 and 540, cifar10-real 80
+#: and 120), and cells of Figure 3 (one method).
+@pytest.mark.parametrize("profile,per_method,figure", [
+    ("demo", {"table1": 24, "table2": 81}, {"fig3a": 15, "fig3b": 45, "fig3c": 21, "fig3d": 18}),
+    ("paper", {"table1": 40, "table2": 135}, {"fig3a": 25, "fig3b": 75, "fig3c": 35, "fig3d": 30}),
+    ("cifar10-real", {"table1": 20, "table2": 30}, {"fig3a": 25, "fig3b": 75, "fig3c": 35, "fig3d": 30}),
 ])
-def test_cell_counts(profile, expected):
+def test_cell_counts(profile, per_method, figure):
+    n_methods = len(METHODS.names())
+    assert n_methods == len(grids.METHODS)
+    expected = {**{a: n * n_methods for a, n in per_method.items()}, **figure}
     assert {a: len(_grid(a, profile)) for a in ALL} == expected
 
 
 def test_seeds_are_the_first_k():
     assert sorted({e.cell["seed"] for e in _grid("table1", seeds=2)}) == [0, 1]
-    assert len(_grid("table2", seeds=1)) == 108
+    assert len(_grid("table2", seeds=1)) == 27 * len(grids.METHODS)
 
 
 def test_demo_column_mapping():
@@ -58,13 +65,25 @@ def test_demo_column_mapping():
 
 def test_table_axes():
     t1 = _grid("table1", seeds=1)
+    n_methods = len(METHODS.names())
     settings = Counter((e.cell["balanced"], e.cell["imbalance_ratio"]) for e in t1)
-    assert settings == {(True, 1.0): 16, (False, 100.0): 16}
+    assert settings == {(True, 1.0): 4 * n_methods, (False, 100.0): 4 * n_methods}
     assert {e.cell["oe"] for e in t1} == {"none"}
-    assert {e.cell["method"] for e in t1} == {"cd", "fskd", "mir", "practise"}
+    assert {e.cell["method"] for e in t1} == set(METHODS.names())    # every registered method, no other
+    assert [m for m in dict.fromkeys(e.cell["method"] for e in t1)] == list(grids.METHODS)  # in paper order
     t2 = _grid("table2", seeds=1)
-    assert Counter(e.cell["oe"] for e in t2) == {"none": 36, "full": 36, "ft-only": 36}
+    assert Counter(e.cell["oe"] for e in t2) == {v: 9 * n_methods for v in grids.TABLE2_VARIANTS}
     assert not any(e.cell["balanced"] for e in t2)
+
+
+@pytest.mark.parametrize("method", METHODS.names())
+def test_every_registered_method_runs_in_every_table_cell(method):
+    t1 = [e for e in _grid("table1", seeds=1) if e.cell["method"] == method]
+    assert {(e.tag["paper_num"], e.tag["setting"]) for e in t1} == \
+        {(n, s) for n in grids.TABLE1_NUMS for s in ("balanced", "imbalanced")}
+    t2 = [e for e in _grid("table2", seeds=1) if e.cell["method"] == method]
+    assert {(e.tag["paper_dataset"], e.tag["paper_num"], e.tag["variant"]) for e in t2} == \
+        {(d, n, v) for d, (_, nums) in PAPER_COLUMNS.items() for n in nums for v in grids.TABLE2_VARIANTS}
 
 
 def test_paper_profile_runs_only_the_papers_setting(tmp_path):
@@ -147,8 +166,9 @@ def test_table1_imbalanced_cells_are_table2_cifar10_baselines():
     t1_imb = {k for e, k in zip(plan.entries, plan.entry_keys) if e.tag["artifact"] == "table1"
               and e.tag["setting"] == "imbalanced" and e.tag["paper_num"] <= 50}
     t2_none = _keys(plan, artifact="table2", paper_dataset="cifar10", variant="none")
-    assert len(t1_imb) == 36 and t1_imb == t2_none
-    assert len(plan.jobs) == 96 + 324 - 36
+    m = len(grids.METHODS)
+    assert len(t1_imb) == 9 * m and t1_imb == t2_none                  # 4 methods: 36, 96 + 324 - 36 jobs
+    assert len(plan.jobs) == (24 + 81 - 9) * m
     shared = next(iter(t1_imb))
     assert {e.tag["artifact"] for e in plan.jobs[shared].entries} == {"table1", "table2"}
 
@@ -165,7 +185,7 @@ def test_default_valued_overrides_hash_like_no_override():
     assert not _keys(plan, artifact="fig3c", param_value=0.2) & full50
     # the merged job keeps the normalised cell (no override left)
     assert all(plan.jobs[k].cell["overrides"] == {} for k in full50)
-    assert len(plan.jobs) == 324 + 75
+    assert len(plan.jobs) == 81 * len(grids.METHODS) + 75              # 4 methods: 324 + 75
 
 
 def test_normalise_cell_keeps_effective_overrides():

@@ -14,6 +14,7 @@ from types import SimpleNamespace
 import pandas as pd
 import pytest
 
+from oefsmc.axes import METHOD_NAMES, PAPER_COLUMNS, PAPER_METHODS
 from paper_tables import render
 from paper_tables.reported import load_reported_table1, load_reported_table2
 from benchmark.profiles import ColumnMap, get_profile
@@ -168,8 +169,9 @@ def test_table2_paper_mapping_variants_and_ft_only(t2_runs):
     # ft-only rows have just a "reproduced" sub-row
     frame = display_frame(cells)
     ft_rows = frame[frame.Method.str.contains("FT only")]
-    assert len(ft_rows) == 4 and set(ft_rows.Row) == {"reproduced"}
-    assert len(frame) == 4 * (3 + 3 + 1)      # mixed rows: a Δ row, "context only" in the stand-in column
+    assert len(ft_rows) == len(METHOD_NAMES) and set(ft_rows.Row) == {"reproduced"}
+    # mixed rows: a Δ row, "context only" in the stand-in column; a method without paper numbers: 3 rows
+    assert len(frame) == len(PAPER_METHODS) * (3 + 3 + 1) + (len(METHOD_NAMES) - len(PAPER_METHODS)) * 3
     assert set(frame[frame.Row == ROW_DIFF][full.col]) == {CONTEXT_ONLY}
     assert list(frame.columns[2:]) == [full.col] + [f"{d} Num={n}" for d, n in [
         ("CIFAR-10 / VGG-16", 20), ("CIFAR-10 / VGG-16", 50), ("CIFAR-100 / ResNet-32", 100),
@@ -273,7 +275,7 @@ def test_captions_name_what_ran_and_say_whether_delta_is_a_target():
 
 
 def test_target_columns_come_from_the_mapping_not_the_name():
-    assert target_columns(get_profile("paper")) == (["cifar10", "cifar100", "imagenet"], [])
+    assert target_columns(get_profile("paper")) == (list(PAPER_COLUMNS), [])     # every paper column
     assert target_columns(get_profile("cifar10-real")) == ([], ["cifar10"])
     assert target_columns(get_profile("demo")) == ([], ["cifar10", "cifar100", "imagenet"])
     # a future real CIFAR-100 / ResNet-32 profile: its column is the paper's, whatever the profile is called

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from oefsmc.axes import PAPER_COLUMNS, PAPER_METHODS, method_label
 from paper_tables.reported import (
     load_figure3_findings,
     load_reported_table1,
@@ -18,7 +19,8 @@ from paper_tables.reported import (
 )
 
 SEEDS = Path(__file__).resolve().parents[2].parent / "shared" / "seeds"
-METHOD_TOKENS = {"CD": "cd", "FSKD": "fskd", "MiR": "mir", "PRACTISE": "practise"}
+#: The paper's printed method names -> ours (from oefsmc.axes: the paper text checks its labels too).
+METHOD_TOKENS = {method_label(m): m for m in PAPER_METHODS}
 CELL = re.compile(r"^(\d+\.\d+)(?:\((\d+\.\d+)\\downarrow\))?$")
 
 
@@ -59,7 +61,7 @@ def _parse_table1(lines):
 
 def _parse_table2(lines):
     block = _table_block(lines, "Table 2:")
-    datasets = ["cifar10"] * 3 + ["cifar100"] * 3 + ["imagenet"] * 3
+    datasets = [d for d, (_, nums) in PAPER_COLUMNS.items() for _ in nums]
     nums = [int(x) for x in next(b for b in block if b.startswith("Num ")).split()[1:]]
     assert len(nums) == len(datasets)
     rows, method = {}, None
@@ -116,6 +118,8 @@ def test_reported_frames_types_and_keys():
     assert "84.20" in set(t1.reported_str) and "67.40" in set(t2.reported_str)
     assert set(zip(t2.dataset, t2.arch)) == {("cifar10", "vgg16"), ("cifar100", "resnet32"),
                                                ("imagenet", "resnet34")}
+    assert set(zip(t2.dataset, t2.arch)) == {(d, a) for d, (a, _) in PAPER_COLUMNS.items()}   # oefsmc.axes
+    assert set(t1.method) == set(t2.method) == set(PAPER_METHODS)
     assert t1[t1.setting == "balanced"].printed_drop.isna().all()
     assert t1[t1.setting == "imbalanced"].printed_drop.notna().all()
 
