@@ -21,12 +21,12 @@ import torch
 from oefsmc.core.finetune import FINETUNE_PARAMS, HOLDOUT_MONITORS, MONITORS, EarlyStopping
 from oefsmc.jsonable import json_default_lenient
 
-#: the monitors a curve without held-out images carries
-SIMULATED = [m for m in MONITORS if m not in HOLDOUT_MONITORS]
-
 from .cli import command, emit_json
 from .commands import _cell_args, _log, cell_from_args
 from .plugins import load_plugins
+
+#: the monitors a curve without held-out images carries
+SIMULATED = [m for m in MONITORS if m not in HOLDOUT_MONITORS]
 
 
 def validation_split(labels: np.ndarray, exclude: np.ndarray, per_class: int, num_classes: int,

@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
+from oefsmc.axes import METHOD_NAMES
 from oefsmc.jsonable import json_default_lenient
 
 from .cli import command, emit_json
@@ -219,7 +220,7 @@ def _add(p: argparse.ArgumentParser) -> None:
     p.add_argument("--phase", type=int, choices=(1, 2), default=1, help="1: bn x optimizer x params; 2: labels x eta")
     p.add_argument("--base-protocol", default=None, metavar="JSON",
                    help="phase 2: the phase-1 protocol to vary around (default: phase 1's best so far)")
-    p.add_argument("--methods", nargs="+", default=["cd", "fskd", "mir", "practise"], help="methods to study")
+    p.add_argument("--methods", nargs="+", default=list(METHOD_NAMES), help="methods to study")
     p.add_argument("--nums", nargs="+", type=int, default=[10, 50], help="paper Nums of the CIFAR-10 column")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1], help="seeds")
     p.add_argument("--val-per-class", type=int, default=50, help="validation images per class from the pool")

@@ -36,6 +36,8 @@ from paper_tables.render import (ARCH_LABELS, DATASET_LABELS, column_label, is_p
 from paper_tables.reported import load_reported_table1, load_reported_table2
 
 from .cache import ResultCache
+from oefsmc.axes import TABLE1_DATASET
+
 from .grids import FIG3_COLUMN, IMBALANCE_RATIO, TABLE1_NUMS, figure_choice_text
 from .profiles import PAPER_ARCH_LABELS, PAPER_COLUMNS, PAPER_DATASET_LABELS, Profile
 
@@ -98,7 +100,7 @@ def na_table1(plan) -> dict[tuple, str]:
     for tag, reason in _entry_reasons(plan, "table1"):
         na.setdefault((tag["method"], tag["paper_num"], tag["setting"]), reason)
     for num in TABLE1_NUMS:
-        why = plan.profile.not_run_reason("table1", "cifar10", num, TABLE1_NUMS)
+        why = plan.profile.not_run_reason("table1", TABLE1_DATASET, num, TABLE1_NUMS)
         if why:
             na.setdefault((None, num, None), why)
     return na
@@ -198,7 +200,7 @@ def table1_caption(plan, n_failed: int) -> str:
     return (f"Table 1 (paper Sec. 5.2): top-1 accuracy (%) of {_ran_as(plan.profile, 'cifar10')} compressed "
             f"with Num few samples, balanced vs. imbalanced (ratio {IMBALANCE_RATIO:g}), no OE; per method the "
             f"paper's number, the reproduced mean ± std (n seeds){_delta_phrase(plan.profile, ['cifar10'])}. "
-            + profile_note(plan.profile, len(plan.seeds), ["cifar10"]) + _failed_note(n_failed, plan.profile))
+            + profile_note(plan.profile, len(plan.seeds), [TABLE1_DATASET]) + _failed_note(n_failed, plan.profile))
 
 
 def table2_caption(plan, n_failed: int) -> str:
@@ -285,7 +287,7 @@ class TableArtifact:
 
 TABLES = {
     "table1": TableArtifact(load_reported_table1, render_table1, na_table1, table1_caption, claim1_frame,
-                            "claim1", ["cifar10"]),
+                            "claim1", [TABLE1_DATASET]),
     "table2": TableArtifact(load_reported_table2, render_table2, na_table2, table2_caption, claim2_frame,
                             "claim2", None, render_perclass_figures),
 }

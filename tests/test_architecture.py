@@ -10,7 +10,9 @@ from benchmark.architecture import cycles, import_graph, line_counts, upward_arr
 MAX_LINES = 450
 #: Modules allowed over MAX_LINES.  The test fails when one of them shrinks below it, so the list is kept
 #: exact: remove a module from it once it is split.
-LONG_MODULES = {"baselines.cd", "paper_tables.render"}
+#: baselines.cd: the cross-distillation method (two losses, the channel solve, the block schedule) reads as
+#: one unit against the official code.
+LONG_MODULES = {"baselines.cd"}
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,6 @@ def test_the_core_imports_no_entry_points(graph):
     assert arrows == []
 
 
-@pytest.mark.xfail(strict=False, reason="pipeline still imports baselines until the typed-cells branch lands")
 def test_no_module_of_the_core_imports_the_plugins(graph):
     arrows = [(a, b) for a, b in upward_arrows(graph) if a.split(".")[0] == "oefsmc"
               and b.split(".")[0] == "baselines"]

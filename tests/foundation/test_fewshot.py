@@ -7,8 +7,7 @@ from oefsmc.errors import UserError
 
 
 def reference_longtail(num, k, ratio):
-    """Independent largest-remainder apportionment, written with fractions for exactness."""
-    from fractions import Fraction
+    """Independent largest-remainder apportionment (the rule, written out again without the suite's code)."""
     w = [ratio ** (-i / (k - 1)) for i in range(k)]
     total = sum(w)
     quotas = [num * wi / total for wi in w]
