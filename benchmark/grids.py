@@ -201,18 +201,19 @@ def fig3d(profile: Profile, seeds: Iterable[int]) -> list[GridEntry]:
             for num in _fig_nums(profile, (FIG3_NUM,)) for eta in FIG3D_ETAS for s in seeds]
 
 
-#: Fine-tuning protocols claim 2 is reported under (``claim2_protocols.md``): the suite's defaults (chosen by
-#: ``python -m benchmark protocol-study`` on a validation split), the protocol of the session-3 records
-#: (BatchNorm in train mode, every parameter, absolute tolerance), and each fine-tuning scope (issue 17).
-#: An override equal to a default is dropped when cells are planned, so a protocol that equals
-#: the defaults shares their records.
+#: Fine-tuning protocols claim 2 is reported under (``claim2_protocols.md``): the suite's defaults (BatchNorm in
+#: train mode, SGD, the head only, ``few_loss`` with relative tolerance 0.01: chosen by ``python -m benchmark
+#: protocol-study`` on a validation split, docs/REPRODUCTION_NOTES.md section 4), the protocol of the session-3
+#: records (every parameter, absolute tolerance), the two other fine-tuning scopes (issue 17) and BatchNorm's
+#: running statistics frozen (issue 11).  An override equal to a default is dropped when cells are planned, so
+#: a protocol that equals the defaults shares their records.
 PROTOCOLS: dict[str, dict[str, str]] = {
     "default": {},
     "bn-train-all (session 3)": {"finetune.bn": "train", "finetune.params": "all", "finetune.rel_tol": "0",
                                  "finetune.optimizer": "sgd", "finetune.monitor": "few_loss"},
-    "head only": {"finetune.params": "head"},
     "all parameters": {"finetune.params": "all"},
     "bn+head": {"finetune.params": "bn+head"},
+    "bn=eval": {"finetune.bn": "eval"},
 }
 FINETUNED_VARIANTS = ("ft-only", "full")
 

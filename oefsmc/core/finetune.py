@@ -4,7 +4,7 @@ Its loss is supplied by the pipeline's configuration (plain CE on the few-sample
 CE + eta * weighted OOD CE, Eqs. 8-9), so this loop knows nothing about OE.  The paper fixes only batch 128
 and lr 5e-4 (Sec. 5.1) and says "we employ an early stopping mechanism" (Sec. 4.3); everything else is a
 *protocol choice* with a switch, chosen once on a validation split of the training pool (never the test
-set; ``python -m benchmark finetune-study --protocol-grid``, docs/REPRODUCTION_NOTES.md section 4):
+set; ``python -m benchmark protocol-study``, docs/REPRODUCTION_NOTES.md section 4):
 
 - ``optimizer``: SGD (momentum 0.9) | Adam;
 - ``bn``: how BatchNorm is handled -- ``train`` (the batch's statistics; running statistics updated),
@@ -63,7 +63,8 @@ FINETUNE_PARAMS = {
                      "(Open-Sampling; BN sees both) or separate passes", choices=("joint", "separate")),
     "bn": Param("train", "BatchNorm during fine-tuning: train | eval (frozen statistics) | recal "
                          "(re-estimated on the fine-tuning images)", choices=("train", "eval", "recal")),
-    "params": Param("all", "what is fine-tuned: all | head (final linear layer) | bn+head",
+    "params": Param("head", "what is fine-tuned: head (final linear layer; chosen by the protocol study, "
+                            "docs/REPRODUCTION_NOTES.md section 4) | all | bn+head",
                     choices=("all", "head", "bn+head")),
     "select": Param("monitor", "monitor (the cell) | oracle-test (DIAGNOSTIC: also scores the test set at the "
                                "monitor's evaluation points; never in a table, figure or verdict)",
