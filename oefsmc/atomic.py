@@ -8,6 +8,7 @@ writer streams into a file handle (``np.savez``, ``torch.save``, downloads).
 """
 from __future__ import annotations
 
+import io
 import os
 import tempfile
 from collections.abc import Iterator
@@ -23,13 +24,20 @@ def _plain_file_mode() -> int:
 
 
 def atomic_write(path: Path | str, text: str, newline: str | None = None) -> Path:
-    """Write ``text`` (UTF-8) to ``path`` atomically."""
-    return _atomic(path, lambda fd: _write_text(fd, text, newline))
+    """Write ``text`` (UTF-8) to ``path`` atomically (``newline`` as in :func:`open`)."""
+    with atomic_write_stream(path) as fh:
+        text_fh = io.TextIOWrapper(fh, encoding="utf-8", newline=newline)
+        text_fh.write(text)
+        text_fh.flush()
+        text_fh.detach()  # leave the binary handle open for atomic_write_stream to fsync and close
+    return Path(path)
 
 
 def atomic_write_bytes(path: Path | str, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically (checkpoints, cached tensors)."""
-    return _atomic(path, lambda fd: _write_bytes(fd, data))
+    with atomic_write_stream(path) as fh:
+        fh.write(data)
+    return Path(path)
 
 
 @contextmanager
@@ -56,36 +64,6 @@ def atomic_write_stream(path: Path | str) -> Iterator[BinaryIO]:
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
-
-
-def _write_text(fd: int, text: str, newline: str | None) -> None:
-    with os.fdopen(fd, "w", encoding="utf-8", newline=newline) as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _write_bytes(fd: int, data: bytes) -> None:
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def _atomic(path: Path | str, write) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        write(fd)
-        os.chmod(tmp, _plain_file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-    return path
 
 
 def _fsync_dir(directory: Path) -> None:
