@@ -59,6 +59,10 @@ FIG3D_ETAS = (0.1, 0.5, 1.5, 2.5, 3.5, 5.0)
 
 ARTIFACTS = ("table1", "table2", "fig3a", "fig3b", "fig3c", "fig3d", "table2-protocols", "selection-bias")
 FIGURE_PANELS = ("3a", "3b", "3c", "3d")
+#: ``--table`` values: every ``table<N>`` artifact (a new table is one grid builder and one ARTIFACTS entry).
+TABLE_NUMBERS: tuple[str, ...] = tuple(a[len("table"):] for a in ARTIFACTS if a[len("table"):].isdigit())
+#: ``--figure`` values.
+FIGURE_CHOICES: tuple[str, ...] = FIGURE_PANELS + ("all",)
 
 
 @dataclass
@@ -257,12 +261,12 @@ def artifacts_for(tables: Optional[Iterable[str]], figures: Optional[Iterable[st
         wanted.append(f"table{t}")
     for f in figures or []:
         wanted += [f"fig{p}" for p in FIGURE_PANELS] if f == "all" else [f"fig{f}"]
+    tables_, figures_, studies_ = "|".join(TABLE_NUMBERS), "|".join(FIGURE_CHOICES), "|".join(STUDIES)
     bad = [a for a in wanted if a not in BUILDERS]
     if bad:
-        raise UserError(f"unknown artifact(s) {', '.join(bad)}; use --table 1|2 or --figure 3a|3b|3c|3d|all")
+        raise UserError(f"unknown artifact(s) {', '.join(bad)}; use --table {tables_} or --figure {figures_}")
     if not wanted:
-        raise UserError("nothing to run: give --table 1|2, --figure 3a|3b|3c|3d|all and/or "
-                        "--study protocols|selection-bias")
+        raise UserError(f"nothing to run: give --table {tables_}, --figure {figures_} and/or --study {studies_}")
     return [a for a in ARTIFACTS if a in wanted]
 
 

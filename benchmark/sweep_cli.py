@@ -32,7 +32,7 @@ from oefsmc.errors import UserError
 
 from .cache import CORRUPT_SUFFIX, ResultCache
 from .execution import execute
-from .grids import artifacts_for, build_grid
+from .grids import FIGURE_CHOICES, STUDIES, TABLE_NUMBERS, artifacts_for, build_grid
 from .hooks import default_hooks
 from .launchers import get_launcher, parse_backend_options
 from .overrides import parse_sweep_overrides, with_overrides
@@ -44,10 +44,10 @@ from .selection import parse_selection, select_entries
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Add the ``sweep`` subcommand's options to ``parser``."""
     from .cli import bounded
-    parser.add_argument("--table", action="append", choices=["1", "2"], help="Table 1 or 2 (repeatable)")
-    parser.add_argument("--figure", action="append", choices=["3a", "3b", "3c", "3d", "all"],
+    parser.add_argument("--table", action="append", choices=list(TABLE_NUMBERS), help="Table 1 or 2 (repeatable)")
+    parser.add_argument("--figure", action="append", choices=list(FIGURE_CHOICES),
                         help="a Figure 3 panel, or all four (repeatable)")
-    parser.add_argument("--study", action="append", choices=["protocols", "selection-bias"],
+    parser.add_argument("--study", action="append", choices=list(STUDIES),
                         help="protocols: Table 2 under each fine-tuning protocol (claim2_protocols.md); "
                              "selection-bias: the oracle-test DIAGNOSTIC (selection_bias.md; never in a table)")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES),
