@@ -52,8 +52,6 @@ KEY_HEX = 20
 STATUSES = ("ok", "failed")
 #: Suffix of a record set aside because it could not be used (``<key>.json.corrupt``).
 CORRUPT_SUFFIX = ".corrupt"
-#: The suite's JSON converter (:func:`oefsmc.jsonable.json_default`) under its former name (benchmark.sweep).
-_json_default = json_default
 
 
 def canonical_json(obj: Any) -> str:

@@ -9,7 +9,7 @@
                             one per cell to compute); ``--backend-opt KEY=VALUE`` sets its resources
 ==========================  ========================================================================
 
-Every launcher runs :func:`benchmark.worker.compute_cell` on the tasks of :func:`benchmark.sweep.execute`
+Every launcher runs :func:`benchmark.worker.compute_cell` on the tasks of :func:`benchmark.execution.execute`
 and yields the outcomes as they come, at most one per cell.  A task of a SLURM array walks the whole list
 (:func:`benchmark.worker.claim_cells`) and computes the cells whose per-cell lock it gets, so the array's
 tasks, and other sweeps sharing the results directory, compute each cell once.  The records must be
@@ -17,7 +17,6 @@ written where the submitting machine reads them: a results directory on a shared
 """
 from __future__ import annotations
 
-import sys
 import uuid
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,15 +24,12 @@ from typing import Iterator, Mapping, Optional
 
 from oefsmc.errors import UserError
 
+from .plan import log
 from .worker import claim_cells, compute_cell
 
 #: The forms ``--backend`` accepts, as the one-line errors name them.
 BACKEND_FORMS = ("loky", "dask://HOST:PORT", "slurm[:PARTITION]")
 CLUSTER_EXTRA = "pip install 'oefsmc-repro[cluster]'"
-
-
-def _log(msg: str) -> None:
-    print(f"[sweep] {msg}", file=sys.stderr, flush=True)
 
 
 def unknown_backend(backend: str) -> UserError:
@@ -200,7 +196,7 @@ class SlurmLauncher(Launcher):
         task_file.write_bytes(cloudpickle.dumps([dict(t, n_jobs=1) for t in tasks]))
         jobs = self.executor.map_array(claim_cells, [str(task_file)] * width)
         where = self.cluster + (f":{self.partition}" if self.partition else "")
-        _log(f"submitted {width} array task{'s' if width != 1 else ''} ({where}, job {jobs[0].job_id.split('_')[0]}); "
+        log(f"submitted {width} array task{'s' if width != 1 else ''} ({where}, job {jobs[0].job_id.split('_')[0]}); "
              f"scripts and logs in {self.folder}")
         definitive: set[str] = set()
         held: dict[str, dict] = {}

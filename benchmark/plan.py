@@ -3,8 +3,8 @@
 ``plan_sweep`` resolves each cell (cheap: ``resolve_config`` reads no data beyond fingerprints), drops the
 overrides equal to the defaults, keys it (:func:`benchmark.cache.cell_key`) and merges entries with the
 same key into one :class:`Job`, so the same experiment is computed once.  :func:`order` is the dispatch
-order of the jobs.  Nothing here starts a worker or renders a table (:mod:`benchmark.sweep`,
-:mod:`benchmark.sweep_cli`).
+order of the jobs.  Nothing here starts a worker or renders a table (:mod:`benchmark.execution`,
+:mod:`benchmark.launchers`, :mod:`benchmark.sweep_cli`).
 """
 from __future__ import annotations
 

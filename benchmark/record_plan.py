@@ -59,12 +59,41 @@ def cell_identity(cell: dict, spaces: dict) -> str:
     return canonical_json(body)
 
 
-def records_by_identity(cache: ResultCache, spaces: dict) -> dict[str, list[tuple[float, str, dict]]]:
-    """identity -> [(finished_unix, key, record)] for every valid record of the profile."""
+def stale_defaults(record: dict, spaces: dict) -> list[str]:
+    """The hyperparameters the record ran with a value other than today's default although its cell does not
+    override them: it was computed under other defaults (e.g. before ``finetune.params`` became ``head``), so
+    a sweep would recompute it under a new key, and it must not stand in for today's cell.  A record without
+    ``config.hp`` cannot be checked and is accepted."""
+    cell, hp = record["cell"], (record.get("config") or {}).get("hp")
+    if not isinstance(hp, dict):
+        return []
+    overridden = set(normalised_overrides(cell, spaces))
+    schedule = cell.get("schedule", "official")
+    stale = []
+    for ns, values in sorted(hp.items()):
+        for param, value in sorted((values or {}).items()):
+            spec = spaces.get(ns, {}).get(param)
+            name = f"{ns}.{param}"
+            if spec is None or name in overridden:
+                continue
+            if canonical_json(value) != canonical_json(spec.value_for(schedule)):
+                stale.append(name)
+    return stale
+
+
+def records_by_identity(cache: ResultCache, spaces: dict,
+                        stale: Optional[dict[str, list[str]]] = None) -> dict[str, list[tuple[float, str, dict]]]:
+    """identity -> [(finished_unix, key, record)] for every valid record of the profile made under today's
+    defaults; ``stale`` (if given) collects the others, key -> the parameters whose default changed."""
     out: dict[str, list] = defaultdict(list)
     for key in cache.keys():
         entry = cache.check(key)
         if entry.state not in ("ok", "failed") or not isinstance(entry.record.get("cell"), dict):
+            continue
+        changed = stale_defaults(entry.record, spaces)
+        if changed:
+            if stale is not None:
+                stale[key] = changed
             continue
         out[cell_identity(entry.record["cell"], spaces)].append((entry.finished_unix, key, entry.record))
     return out
@@ -78,7 +107,12 @@ def plan_from_records(entries: Iterable[GridEntry], profile, cache: ResultCache,
 
     from .plan import Job, Plan
     spaces = _param_spaces()
-    found = records_by_identity(cache, spaces)
+    stale: dict[str, list[str]] = {}
+    found = records_by_identity(cache, spaces, stale)
+    if stale and log:
+        names = sorted({n for changed in stale.values() for n in changed})
+        log(f"{len(stale)} record{'s' if len(stale) != 1 else ''} made under other defaults ({', '.join(names[:3])}"
+            f"{', ...' if len(names) > 3 else ''}): not rendered; run the sweep to recompute them")
     keys, reasons, kinds, jobs = [], [], [], {}
     warned = set()
     entries = list(entries)

@@ -197,9 +197,9 @@ def _delta_phrase(profile: Profile, columns: Optional[list[str]]) -> str:
 
 
 def table1_caption(plan, n_failed: int) -> str:
-    return (f"Table 1 (paper Sec. 5.2): top-1 accuracy (%) of {_ran_as(plan.profile, 'cifar10')} compressed "
+    return (f"Table 1 (paper Sec. 5.2): top-1 accuracy (%) of {_ran_as(plan.profile, TABLE1_DATASET)} compressed "
             f"with Num few samples, balanced vs. imbalanced (ratio {IMBALANCE_RATIO:g}), no OE; per method the "
-            f"paper's number, the reproduced mean ± std (n seeds){_delta_phrase(plan.profile, ['cifar10'])}. "
+            f"paper's number, the reproduced mean ± std (n seeds){_delta_phrase(plan.profile, [TABLE1_DATASET])}. "
             + profile_note(plan.profile, len(plan.seeds), [TABLE1_DATASET]) + _failed_note(n_failed, plan.profile))
 
 

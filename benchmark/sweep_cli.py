@@ -2,7 +2,7 @@
 
 The command line of the sweep: its options (:func:`add_sweep_arguments`), the plan they ask for after every
 check that can be made before any work (:func:`plan_from_args`), then a dry run (:func:`print_dry_run`), a
-render of the records present (``--render-only``), or :func:`benchmark.sweep.execute` and a render; the
+render of the records present (``--render-only``), or :func:`benchmark.execution.execute` and a render; the
 summary line and the exit code (:func:`run_sweep_command`).  ``python -m benchmark.sweep_cli`` (and
 ``python -m benchmark.sweep``) is the same as ``python -m benchmark sweep``.
 

@@ -20,7 +20,9 @@ import traceback
 from datetime import datetime, timezone
 from typing import Optional, Union
 
-from .cache import RESULTS_SCHEMA_VERSION, CacheEntry, ResultCache, _json_default
+from oefsmc.jsonable import json_default
+
+from .cache import RESULTS_SCHEMA_VERSION, CacheEntry, ResultCache
 from .hooks import load_callable, prepare_runner
 
 _THREADS_LIMITED = False
@@ -48,7 +50,7 @@ def _ok_record(raw: dict, task: dict, run_info: dict) -> dict:
     rec.update({k: v for k, v in raw.items() if k not in rec})
     rec.setdefault("config", task["resolved"])
     rec["run"] = run_info
-    return json.loads(json.dumps(rec, default=_json_default))  # plain JSON types (numpy scalars etc.)
+    return json.loads(json.dumps(rec, default=json_default))  # plain JSON types (numpy scalars etc.)
 
 
 def _failed_record(task: dict, exc: BaseException, run_info: dict) -> dict:
@@ -81,8 +83,6 @@ def _run_info(started: str, t0: float) -> dict:
     return {"started_at": started, "finished_at": finished, "finished_unix": t1, "wall_s": round(t1 - t0, 3),
             "host": socket.gethostname(), "pid": os.getpid()}
 
-
-run_info = _run_info
 
 
 def _compute(task: dict, cache: ResultCache) -> dict:

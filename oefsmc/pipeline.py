@@ -1,6 +1,6 @@
 """One cell, end to end: data -> teacher -> auxiliary -> compress -> (fine-tune) -> evaluate -> measure -> record.
 
-The sweep (``benchmark.sweep``) calls two functions:
+The sweep (``benchmark.hooks``) calls two functions:
 - :func:`resolve_config` (cheap): the cell plus every resolved hyperparameter and the identities of the
   data, the teacher and the OOD source -- what the cache key hashes (a plain dict; :func:`resolve_cell`
   gives the same as a typed, read-only :class:`~oefsmc.config.ResolvedConfig`);

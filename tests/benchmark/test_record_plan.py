@@ -62,3 +62,31 @@ def test_records_that_do_not_validate_are_not_rendered(tmp_path, bad):
     (cache.dir / ("c" * 20 + ".json")).write_text(__import__("json").dumps(rec))
     plan = plan_from_records(entries, profile, cache, ["table2"], [0])
     assert plan.entry_keys[0].startswith("none-")
+
+
+def test_records_made_under_other_defaults_are_not_rendered(tmp_path):
+    """A record whose hp differs from today's default on a parameter its cell does not override (here
+    finetune.params, whose default changed from all to head) would be recomputed by a sweep: it must not
+    fill today's cell; one overriding that parameter explicitly still matches its own entry."""
+    from benchmark.plugins import load_plugins
+    load_plugins()
+    profile = get_profile("demo")
+    entries = build_grid(["table2"], profile, [0])
+    e = next(x for x in entries if x.cell["oe"] == "ft-only")
+    resolved = pipeline.resolve_config(e.cell)
+    cache = ResultCache(tmp_path, profile.name)
+    current = _record("e" * 20, e.cell, 70.0, 1.0)
+    current["config"] = {"dataset": e.cell["dataset"], "hp": resolved["hp"]}
+    old_hp = {**resolved["hp"], "finetune": {**resolved["hp"]["finetune"], "params": "all"}}
+    old = _record("f" * 20, e.cell, 71.0, 2.0)  # newer, but made under the old default
+    old["config"] = {"dataset": e.cell["dataset"], "hp": old_hp}
+    cache.write(current), cache.write(old)
+    logged = []
+    plan = plan_from_records(entries, profile, cache, ["table2"], [0], logged.append)
+    assert plan.entry_keys[entries.index(e)] == "e" * 20
+    assert any("1 record made under other defaults (finetune.params)" in line for line in logged)
+    spaces = _param_spaces()
+    from benchmark.record_plan import stale_defaults
+    assert stale_defaults(old, spaces) == ["finetune.params"] and stale_defaults(current, spaces) == []
+    explicit = dict(old, cell=dict(e.cell, overrides={"finetune.params": "all"}))
+    assert stale_defaults(explicit, spaces) == []

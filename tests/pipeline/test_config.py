@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.cache import _json_default, canonical_json, cell_key
+from benchmark.cache import canonical_json, cell_key
 from benchmark.grids import build_grid
 from benchmark.profiles import get_profile
 from oefsmc.atomic import atomic_write_stream
@@ -125,7 +125,7 @@ def test_stages_are_named_timed_and_the_numbers_do_not_depend_on_the_config_form
     typed = run_config(resolve_cell(Cell.from_dict(CELL)))
     assert _numbers(plain) == _numbers(typed)
     assert plain["config"] == resolve_config(CELL) and type(plain["config"]) is dict
-    json.dumps(typed, allow_nan=False, default=_json_default)  # the record is plain JSON
+    json.dumps(typed, allow_nan=False, default=json_default)  # the record is plain JSON
     timings = typed["timings"]
     assert tuple(timings["stages"]) == STAGE_NAMES and all(v >= 0 for v in timings["stages"].values())
     assert list(timings)[:2] == ["data_teacher_s", "compression_stage_s"] and list(timings)[-2:] == ["total_s",
@@ -177,8 +177,8 @@ def test_pipeline_alone_registers_no_methods_and_says_how_to():
             "except p.UserError as e:\n    print(e)\n"
             "from benchmark.plugins import load_plugins\nload_plugins(); load_plugins()\n"
             "print(sorted(p.METHODS.names()))\n")
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
-                          env={"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120,
+                          check=False, env={"PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr[-2000:]
     first, second = proc.stdout.strip().splitlines()
     assert first == "no methods registered: call benchmark.plugins.load_plugins() (or import baselines)"
@@ -187,7 +187,6 @@ def test_pipeline_alone_registers_no_methods_and_says_how_to():
 
 # ---------------------------------------------------------------------------------------------- helpers
 def test_one_json_converter():
-    assert _json_default is json_default  # benchmark.cache's name for it (benchmark.sweep uses that name)
     obj = {"a": np.float32(0.5), "b": np.arange(3), "p": Path("/x/y"), "s": {3, 1}, "t": (1, 2),
            "g": torch.tensor([1.5])}
     assert json.dumps(obj, default=json_default) == '{"a": 0.5, "b": [0, 1, 2], "p": "/x/y", "s": [1, 3], ' \
