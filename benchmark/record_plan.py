@@ -71,7 +71,9 @@ def stale_defaults(record: dict, spaces: dict) -> list[str]:
     schedule = cell.get("schedule", "official")
     stale = []
     for ns, values in sorted(hp.items()):
-        for param, value in sorted((values or {}).items()):
+        if not isinstance(values, dict):  # a namespace this suite does not know (e.g. a test's fake pipeline)
+            continue
+        for param, value in sorted(values.items()):
             spec = spaces.get(ns, {}).get(param)
             name = f"{ns}.{param}"
             if spec is None or name in overridden:

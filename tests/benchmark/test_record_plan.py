@@ -90,3 +90,4 @@ def test_records_made_under_other_defaults_are_not_rendered(tmp_path):
     assert stale_defaults(old, spaces) == ["finetune.params"] and stale_defaults(current, spaces) == []
     explicit = dict(old, cell=dict(e.cell, overrides={"finetune.params": "all"}))
     assert stale_defaults(explicit, spaces) == []
+    assert stale_defaults({"cell": e.cell, "config": {"hp": {"fake": 1, "finetune": None}}}, spaces) == []
