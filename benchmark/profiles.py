@@ -212,8 +212,8 @@ def _cifar100_real(data_root: Optional[str], teachers: Mapping[str, str]) -> Pro
             "teacher: ResNet-32 trained by the suite on the complete CIFAR-100 training set (akamaster's "
             "recipe; results/teachers/cifar100_resnet32.pt.json)",
             "OOD: the CIFAR-10 arrays instead of 300K Random Images",
-            "schedule: official for CD and FSKD; cpu for MiR and PRACTISE (provisional until their per-cell "
-            "time at the official schedule is measured on 2 cores: docs/REPRODUCTION_NOTES.md section 9)",
+            "schedule: official for CD and FSKD; cpu for MiR and PRACTISE (official takes about 29 min per cell "
+            "on 2 cores for each: docs/REPRODUCTION_NOTES.md sections 6 and 9)",
         ),
         flag_2std=True, skip_missing=True,
     )
