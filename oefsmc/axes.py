@@ -171,20 +171,19 @@ TABLE1_NUMS: tuple[int, ...] = (10, 20, 50, 100)
 
 
 # ---------------------------------------------------------------------------------------------- functions
-def method_label(name: str) -> str:
-    return METHOD_AXIS.label(name)
-
-
-def method_order(names: Iterable[str]) -> list[str]:
-    return METHOD_AXIS.order(names)
-
-
-def method_sort_key(name: str) -> tuple[int, str]:
-    return METHOD_AXIS.sort_key(name)
-
-
-def variant_label(name: str) -> str:
-    return VARIANT_AXIS.label(name)
+#: Label, paper order and sort key of each axis (an unknown name: itself, after the known ones).
+method_label = METHOD_AXIS.label
+method_order = METHOD_AXIS.order
+method_sort_key = METHOD_AXIS.sort_key
+variant_label = VARIANT_AXIS.label
+variant_order = VARIANT_AXIS.order
+variant_sort_key = VARIANT_AXIS.sort_key
+dataset_label = DATASET_AXIS.label
+dataset_order = DATASET_AXIS.order
+dataset_sort_key = DATASET_AXIS.sort_key
+arch_label = ARCH_AXIS.label
+arch_order = ARCH_AXIS.order
+arch_sort_key = ARCH_AXIS.sort_key
 
 
 def variant_figure_label(name: str) -> str:
@@ -202,38 +201,6 @@ def table2_row_label(method: str, variant: str) -> str:
     e = VARIANT_AXIS.entry(variant)
     fmt = e.styles["row"] if e is not None and "row" in e.styles else "{method} + " + variant_label(variant)
     return fmt.format(method=method_label(method))
-
-
-def variant_order(names: Iterable[str]) -> list[str]:
-    return VARIANT_AXIS.order(names)
-
-
-def variant_sort_key(name: str) -> tuple[int, str]:
-    return VARIANT_AXIS.sort_key(name)
-
-
-def dataset_label(name: str) -> str:
-    return DATASET_AXIS.label(name)
-
-
-def dataset_order(names: Iterable[str]) -> list[str]:
-    return DATASET_AXIS.order(names)
-
-
-def dataset_sort_key(name: str) -> tuple[int, str]:
-    return DATASET_AXIS.sort_key(name)
-
-
-def arch_label(name: str) -> str:
-    return ARCH_AXIS.label(name)
-
-
-def arch_order(names: Iterable[str]) -> list[str]:
-    return ARCH_AXIS.order(names)
-
-
-def arch_sort_key(name: str) -> tuple[int, str]:
-    return ARCH_AXIS.sort_key(name)
 
 
 def column_name(dataset: str, num: int) -> str:
