@@ -103,6 +103,9 @@ def _teacher_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default=None, choices=["auto", "fp32", "bf16"],
                    help="train: auto (default: bf16 where the device has it natively, else fp32), fp32, or bf16 "
                         "autocast + channels_last (notes, section 9)")
+    p.add_argument("--switch-precision", action="store_true",
+                   help="train: carry on a resume checkpoint begun in the other precision (e.g. bf16 begun on a CPU "
+                        "with native bf16, continued in fp32 on one without); each epoch's precision is recorded")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="teacher.NAME=VALUE",
                    help="shorten the recipe, e.g. --set teacher.epochs=2 (epochs, batch_size, lr, milestones, "
                         "weight_decay, momentum); a shortened teacher has its own key")
@@ -130,7 +133,8 @@ def _teacher_train(args, spec, device) -> dict:
     check_writable_dir(out.parent, "--out")
     _log(f"training {args.arch} on {args.dataset} with {recipe.name} ({recipe.epochs} epochs, {precision}) -> {out}")
     meta = train_and_save(args.dataset, args.arch, args.data_root, recipe, out, device, precision, _log,
-                          progress=not args.no_progress, max_epochs_this_run=args.max_epochs)
+                          progress=not args.no_progress, max_epochs_this_run=args.max_epochs,
+                          allow_precision_change=args.switch_precision)
     if not meta["complete"]:
         _log(f"stopped after epoch {meta['train']['epochs_done']}/{recipe.epochs}; rerun the same command to resume "
              f"from {out}.ckpt")

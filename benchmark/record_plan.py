@@ -137,3 +137,44 @@ def plan_from_records(entries: Iterable[GridEntry], profile, cache: ResultCache,
         jobs.setdefault(key, Job(key, rec["cell"], rec.get("config", {}))).entries.append(e)
         keys.append(key), reasons.append(None), kinds.append("job")
     return Plan(profile, list(artifacts), list(seeds), entries, keys, reasons, kinds, jobs)
+
+
+#: Resolved-config fields that a cell's identity leaves out but its key contains: where a record of the same
+#: experiment can differ (the machine's evaluation precision, the device, the teacher file, the data files).
+MACHINE_FIELDS = ("eval_precision", "device", "threads", "teacher", "data", "ood")
+
+
+def records_under_other_choices(plan, cache: ResultCache) -> Optional[str]:
+    """One line when cells a sweep would compute already have a record of the same experiment under another
+    key, e.g. evaluated in bf16 on a CPU with native bf16 while this machine resolves ``auto`` to fp32
+    (:func:`oefsmc.core.evaluate.resolve_precision`).  A record is a function of its key, so the sweep
+    recomputes them; ``--render-only`` matches on the identity and renders the existing ones.  ``None`` when
+    there are none."""
+    missing = [j for j in plan.jobs.values() if cache.check(j.key).state != "ok"]
+    if not missing:
+        return None
+    spaces = _param_spaces()
+    found = records_by_identity(cache, spaces)
+    differing: dict[str, set] = defaultdict(set)
+    count = 0
+    for job in missing:
+        matches = [rec for _, key, rec in found.get(cell_identity(job.cell, spaces), []) if key != job.key]
+        if not matches:
+            continue
+        count += 1
+        theirs = matches[-1].get("config", {})
+        for name in MACHINE_FIELDS:
+            if canonical_json(theirs.get(name)) != canonical_json(job.resolved.get(name)):
+                differing[name].add(_short(theirs.get(name)) + " there, " + _short(job.resolved.get(name)) + " here"
+                                    if name in ("eval_precision", "device", "threads") else "differs")
+    if not count:
+        return None
+    what = "; ".join(f"{name}: {', '.join(sorted(v))}" for name, v in sorted(differing.items())) or "other fields"
+    return (f"{count} cell{'s' if count != 1 else ''} to compute already {'has' if count == 1 else 'have'} a record "
+            "of the same experiment "
+            f"under another key ({what}): a sweep on this machine recomputes them; --render-only renders the "
+            "existing records")
+
+
+def _short(value) -> str:
+    return str(value) if not isinstance(value, (dict, list)) else "(…)"

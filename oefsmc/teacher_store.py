@@ -153,8 +153,9 @@ def _recipe_tuple(fields: dict) -> dict:
 
 def train_and_save(dataset: str, arch: str, data_root: Optional[str], recipe, out: Path, device: torch.device,
                    precision: str = DEFAULT_TRAIN_PRECISION, log=None, progress: bool = False,
-                   max_epochs_this_run: Optional[int] = None) -> dict:
-    """Train (resuming from ``<out>.ckpt``), then write ``out`` + ``out.json`` with the fp32 test top-1.
+                   max_epochs_this_run: Optional[int] = None, allow_precision_change: bool = False) -> dict:
+    """Train (resuming from ``<out>.ckpt``, in another precision than it was begun in only with
+    ``allow_precision_change``), then write ``out`` + ``out.json`` with the fp32 test top-1.
 
     Returns the sidecar's contents; ``complete`` is False when ``max_epochs_this_run`` stopped it early
     (then only the resume checkpoint is written)."""
@@ -167,7 +168,7 @@ def train_and_save(dataset: str, arch: str, data_root: Optional[str], recipe, ou
     model = build_model(arch, spec.num_classes, spec.channels)
     stats = train_teacher(model, train.images, train.labels, recipe, TEACHER_SEED, device, log, precision=precision,
                           checkpoint=ckpt, data_fingerprint=train.fingerprint, progress=progress,
-                          max_epochs_this_run=max_epochs_this_run)
+                          max_epochs_this_run=max_epochs_this_run, allow_precision_change=allow_precision_change)
     meta = {"arch": arch, "dataset": dataset, "recipe": recipe.name, "recipe_fields": dataclasses.asdict(recipe),
             "recipe_source": recipe.source, "seed": TEACHER_SEED, "normalization": recipe.normalization,
             "train": stats, "data": {"source": train.source, "fingerprint": train.fingerprint, "size": len(train)}}

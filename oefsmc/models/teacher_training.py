@@ -11,6 +11,13 @@ What it guarantees (issue: "teacher training that is fast, resumable and visible
   augmented there (:func:`oefsmc.core.augment.random_crop_flip`, no per-sample Python).  ``precision``:
   ``fp32`` (eager), or ``bf16``: autocast to bfloat16 with channels_last memory (CPU with native bf16, or
   CUDA), master weights and optimizer in fp32.
+- **Precision may change at a resume, when asked.**  ``bf16`` autocast is fast only where the device computes
+  bf16 natively; emulated (an AVX2-only CPU) it is about 9x slower than fp32.  A run started in one precision
+  on one machine can be carried on in the other with ``allow_precision_change=True`` (``teacher train
+  --switch-precision``): the learning rate, data order and augmentation do not depend on the precision, so
+  the run is the same recipe with some epochs computed in another precision.  Every epoch's precision is in
+  the history and the returned ``precision_by_epoch``; the bit-identity guarantee above holds only for a run
+  kept in one precision.
 - **Visible.**  A progress bar per epoch (loss, learning rate, the epoch's ETA and the run's ETA), and a
   log line per epoch.
 
@@ -90,7 +97,11 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _load_checkpoint(path: Path, identity: dict) -> Optional[dict]:
+def _load_checkpoint(path: Path, identity: dict, allow_precision_change: bool = False) -> Optional[dict]:
+    """The resume state at ``path`` (``None`` when there is none), checked against this run's ``identity``.
+
+    The identity's ``precision`` is the precision of the checkpoint's last epoch; a different one is refused
+    unless ``allow_precision_change``, with the two ways on in the message."""
     if not path.is_file():
         return None
     try:
@@ -98,21 +109,52 @@ def _load_checkpoint(path: Path, identity: dict) -> Optional[dict]:
     except Exception as exc:  # noqa: BLE001  (a truncated or foreign file)
         raise UserError(f"cannot read the training checkpoint {path} ({type(exc).__name__}): delete it to "
                         "start the training again") from None
-    if state.get("format") != CHECKPOINT_FORMAT or state.get("identity") != identity:
-        raise UserError(f"the training checkpoint {path} belongs to another run (recipe, seed, precision or "
+    saved = dict(state.get("identity") or {})
+    saved_precision = saved.pop("precision", None)
+    wanted = {k: v for k, v in identity.items() if k != "precision"}
+    if state.get("format") != CHECKPOINT_FORMAT or saved != wanted:
+        raise UserError(f"the training checkpoint {path} belongs to another run (recipe, seed, trainer or "
                         "data differ): delete it or choose another --out")
+    if saved_precision != identity["precision"] and not allow_precision_change:
+        raise UserError(f"the training checkpoint {path} was trained in {saved_precision} up to epoch "
+                        f"{state.get('epoch')}: pass --precision {saved_precision} to continue it as it was, or add "
+                        f"--switch-precision to continue it in {identity['precision']} (recorded per epoch)")
+    for entry in state.get("history", []):  # checkpoints written before the history named the precision
+        entry.setdefault("precision", saved_precision)
     return state
+
+
+def precision_segments(history: list) -> list[dict]:
+    """Runs of consecutive epochs trained in one precision: ``[{"precision", "epochs": [first, last]}]``."""
+    segments: list[dict] = []
+    for h in history:
+        if segments and segments[-1]["precision"] == h.get("precision"):
+            segments[-1]["epochs"][1] = h["epoch"]
+        else:
+            segments.append({"precision": h.get("precision"), "epochs": [h["epoch"], h["epoch"]]})
+    return segments
+
+
+def _match_optimizer_state_layout(opt: torch.optim.Optimizer) -> None:
+    """Give each loaded optimizer buffer its parameter's memory format (a checkpoint written under
+    channels_last, resumed in contiguous fp32, or the reverse); the values are unchanged."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            for name, buf in opt.state.get(p, {}).items():
+                if torch.is_tensor(buf) and buf.shape == p.shape:
+                    opt.state[p][name] = torch.empty_like(p).copy_(buf)
 
 
 def train_teacher(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, recipe, seed: int,
                   device: torch.device, log: Optional[Callable[[str], None]] = None, *, precision: str = "fp32",
                   checkpoint: Optional[Path] = None, data_fingerprint: str = "", progress: bool = False,
-                  max_epochs_this_run: Optional[int] = None) -> dict:
+                  max_epochs_this_run: Optional[int] = None, allow_precision_change: bool = False) -> dict:
     """Train ``model`` in place on uint8 NHWC ``images`` with ``recipe``; returns training stats.
 
-    ``checkpoint``: resume from this file if it exists, and write it after every epoch.  Returns with
-    ``stats["complete"] = False`` after ``max_epochs_this_run`` epochs when the recipe is not finished
-    (the checkpoint then carries the run on).
+    ``checkpoint``: resume from this file if it exists, and write it after every epoch.
+    ``allow_precision_change``: carry on a checkpoint trained in another precision (module docstring).
+    Returns with ``stats["complete"] = False`` after ``max_epochs_this_run`` epochs when the recipe is not
+    finished (the checkpoint then carries the run on).
     """
     from ..core.augment import random_crop_flip
     if precision not in TRAIN_PRECISIONS:
@@ -128,14 +170,17 @@ def train_teacher(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
     opt = torch.optim.SGD(model.parameters(), lr=recipe.lr, momentum=recipe.momentum,
                           weight_decay=recipe.weight_decay)
     start_epoch, history = 0, []
-    resumed = _load_checkpoint(checkpoint, identity) if checkpoint else None
+    resumed = _load_checkpoint(checkpoint, identity, allow_precision_change) if checkpoint else None
     if resumed is not None:
         model.load_state_dict(resumed["model"])
         opt.load_state_dict(resumed["optimizer"])
+        _match_optimizer_state_layout(opt)
         gen.set_state(resumed["generator"])
         start_epoch, history = int(resumed["epoch"]), list(resumed["history"])
         if log:
-            log(f"resuming from {checkpoint} after epoch {start_epoch}/{recipe.epochs}")
+            before = resumed["identity"].get("precision")
+            switch = f", switching from {before} to {precision}" if before != precision else ""
+            log(f"resuming from {checkpoint} after epoch {start_epoch}/{recipe.epochs}{switch}")
     norm = Normalizer(recipe.normalization, device)
     x_all = norm(images).contiguous(memory_format=memory)
     y_all = labels.to(device)
@@ -172,7 +217,7 @@ def train_teacher(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
         history.append({"epoch": epoch + 1, "loss": float(loss_sum) / steps_per_epoch, "lr": lr,
                         "seconds": round(seconds, 2),
                         "img_per_s": round(steps_per_epoch * recipe.batch_size / seconds, 1),
-                        "threads": torch.get_num_threads(), "device": str(device)})
+                        "threads": torch.get_num_threads(), "device": str(device), "precision": precision})
         if checkpoint:
             _save_checkpoint(checkpoint, {"format": CHECKPOINT_FORMAT, "identity": identity, "epoch": epoch + 1,
                                           "model": model.state_dict(), "optimizer": opt.state_dict(),
@@ -185,8 +230,11 @@ def train_teacher(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, 
                 f"{seconds:.1f} s ({history[-1]['img_per_s']:.0f} img/s), about {left / 60:.0f} min left")
     model.to(memory_format=torch.contiguous_format).eval()
     done = len(history) >= recipe.epochs
+    segments = precision_segments(history)
     return {"epochs": recipe.epochs, "epochs_done": len(history), "complete": done,
-            "steps": steps_per_epoch * recipe.epochs, "precision": precision, "trainer_version": TRAINER_VERSION,
+            "steps": steps_per_epoch * recipe.epochs,
+            "precision": segments[0]["precision"] if len(segments) == 1 else ("mixed" if segments else precision),
+            "precision_by_epoch": segments, "trainer_version": TRAINER_VERSION,
             "final_loss": history[-1]["loss"] if history else math.nan, "history": history,
             "seconds_this_run": round(time.perf_counter() - t_run, 2),
             "seconds_total": round(sum(h["seconds"] for h in history), 2)}

@@ -91,3 +91,26 @@ def test_records_made_under_other_defaults_are_not_rendered(tmp_path):
     explicit = dict(old, cell=dict(e.cell, overrides={"finetune.params": "all"}))
     assert stale_defaults(explicit, spaces) == []
     assert stale_defaults({"cell": e.cell, "config": {"hp": {"fake": 1, "finetune": None}}}, spaces) == []
+
+
+def test_sweep_names_records_of_the_same_experiment_made_under_another_machine_choice(tmp_path):
+    """A sweep recomputes a cell whose only record was evaluated in another precision (its key differs), and
+    says so in one line naming the field; a cell without any record, or with its own, is not counted."""
+    from benchmark.plan import Job, Plan
+    from benchmark.record_plan import records_under_other_choices
+    profile = get_profile("demo")
+    entries = build_grid(["table2"], profile, [0])[:3]
+    cache = ResultCache(tmp_path, profile.name)
+    here = {"eval_precision": "fp32", "device": "cpu", "threads": 1}
+    jobs = {f"{i}" * 20: Job(f"{i}" * 20, e.cell, dict(here), [e]) for i, e in enumerate(entries)}
+    plan = Plan(profile, ["table2"], [0], entries, list(jobs), [None] * 3, ["job"] * 3, jobs)
+    assert records_under_other_choices(plan, cache) is None
+    elsewhere = _record("e" * 20, entries[0].cell, 70.0, 1.0)
+    elsewhere["config"].update(here, eval_precision="bf16")
+    cache.write(elsewhere)
+    own = _record("1" * 20, entries[1].cell, 71.0, 1.0)
+    own["config"].update(here)
+    cache.write(own)
+    line = records_under_other_choices(plan, cache)
+    assert line.startswith("1 cell to compute already has a record of the same experiment under another key")
+    assert "eval_precision: bf16 there, fp32 here" in line and "--render-only" in line

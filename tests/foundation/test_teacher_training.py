@@ -25,13 +25,13 @@ def _tiny(epochs=4):
     return apply_recipe_overrides(RECIPES.get("demo"), {"teacher.epochs": str(epochs), "teacher.batch_size": "128"})
 
 
-def _train(ckpt, max_epochs=None, epochs=4, precision="fp32"):
+def _train(ckpt, max_epochs=None, epochs=4, precision="fp32", switch=False):
     data = load_split("digits", None, "train")
     torch.manual_seed(123)  # a different global state must not matter: the trainer seeds itself
     model = build_model("demo_vgg", 10, 1)
     stats = train_teacher(model, data.images, data.labels, _tiny(epochs), 0, torch.device("cpu"),
                           precision=precision, checkpoint=ckpt, data_fingerprint=data.fingerprint,
-                          max_epochs_this_run=max_epochs)
+                          max_epochs_this_run=max_epochs, allow_precision_change=switch)
     return model, stats
 
 
@@ -59,6 +59,32 @@ def test_checkpoint_of_another_run_is_refused(tmp_path):
     (tmp_path / "bad.ckpt").write_bytes(b"\xff garbage")
     with pytest.raises(UserError, match="delete it"):
         _train(tmp_path / "bad.ckpt", max_epochs=1)
+
+
+def test_precision_change_at_resume_is_refused_unless_asked_and_recorded_per_epoch(tmp_path):
+    ckpt = tmp_path / "t.ckpt"
+    _train(ckpt, max_epochs=1, epochs=3, precision="bf16")
+    with pytest.raises(UserError, match="trained in bf16 up to epoch 1: pass --precision bf16 .* --switch-precision"):
+        _train(ckpt, epochs=3, precision="fp32")
+    model, stats = _train(ckpt, epochs=3, precision="fp32", switch=True)
+    assert stats["complete"] and stats["precision"] == "mixed"
+    assert [h["precision"] for h in stats["history"]] == ["bf16", "fp32", "fp32"]
+    assert stats["precision_by_epoch"] == [{"precision": "bf16", "epochs": [1, 1]},
+                                           {"precision": "fp32", "epochs": [2, 3]}]
+    # the switched run is the same recipe: same data order, so it ends near (not at) the fp32-only run
+    straight, _ = _train(None, epochs=3)
+    assert not _same_weights(straight.state_dict(), model.state_dict())
+
+
+def test_resume_in_one_precision_still_names_it_and_checkpoints_without_it_are_read(tmp_path):
+    ckpt = tmp_path / "t.ckpt"
+    _train(ckpt, max_epochs=1, epochs=2)
+    state = torch.load(ckpt, weights_only=True)
+    for entry in state["history"]:
+        del entry["precision"]  # as written by the trainer before it recorded the precision per epoch
+    torch.save(state, ckpt)
+    _, stats = _train(ckpt, epochs=2)
+    assert stats["precision"] == "fp32" and [h["precision"] for h in stats["history"]] == ["fp32", "fp32"]
 
 
 def test_bf16_training_runs_and_differs_from_fp32():
