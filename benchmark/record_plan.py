@@ -15,6 +15,8 @@ import hashlib
 from collections import defaultdict
 from typing import Callable, Iterable, Optional
 
+from oefsmc.oe.params import with_derived_defaults
+
 from .cache import ResultCache, canonical_json
 from .grids import GridEntry
 
@@ -73,12 +75,14 @@ def stale_defaults(record: dict, spaces: dict) -> list[str]:
     for ns, values in sorted(hp.items()):
         if not isinstance(values, dict):  # a namespace this suite does not know (e.g. a test's fake pipeline)
             continue
+        today = {param: spec.value_for(schedule) for param, spec in spaces.get(ns, {}).items()}
+        if ns == "oe" and "num" in cell:  # defaults that follow the cell (m = Num, n, the OOD source)
+            today = with_derived_defaults(today, cell["num"], cell.get("ood"), cell.get("dataset", ""))
         for param, value in sorted(values.items()):
-            spec = spaces.get(ns, {}).get(param)
             name = f"{ns}.{param}"
-            if spec is None or name in overridden:
+            if param not in today or name in overridden:
                 continue
-            if canonical_json(value) != canonical_json(spec.value_for(schedule)):
+            if canonical_json(value) != canonical_json(today[param]):
                 stale.append(name)
     return stale
 

@@ -240,13 +240,20 @@ def figure_caption(plan, panel: str) -> str:
     return f"{FIG_TITLES[panel]}. {choice}; {paper}{run}. {target}; mean ± std over {n} seed{'s' * (n != 1)}."
 
 
-def perclass_caption(plan, paper_dataset: str, paper_num: int) -> str:
-    """Short (it is the figure's title): what ran for the column, the variants, seeds, the profile."""
+def perclass_caption(plan, paper_dataset: str, paper_num: int, frame: Optional[pd.DataFrame] = None) -> str:
+    """Short (it is the figure's title): what ran for the column, the variants, the seeds each line averages
+    (those with a record, of the plan's seeds), the profile."""
     p = plan.profile
     label = column_label(paper_dataset, PAPER_COLUMNS[paper_dataset][0], paper_num, p.column(paper_dataset))
     n = len(plan.seeds)
+    present = sorted({int(k) for k in frame["n"]}) if frame is not None and len(frame) else []
+    if present and present != [n]:
+        span = str(present[0]) if len(present) == 1 else f"{present[0]}-{present[-1]}"
+        seeds = f"mean ± std over the seeds with a record ({span} of {n} per line)"
+    else:
+        seeds = f"mean ± std over {n} seed{'s' * (n != 1)}"
     return (f"Per-class test accuracy, {label}, imbalanced few-sample set (ratio {IMBALANCE_RATIO:g}): none, "
-            f"ft-only (our control) and full (+ Ours, paper Sec. 5.3); mean ± std over {n} seed{'s' * (n != 1)}; "
+            f"ft-only (our control) and full (+ Ours, paper Sec. 5.3); {seeds}; "
             f"profile {p.name}, schedule {p.schedule}.")
 
 
@@ -260,7 +267,7 @@ def render_perclass_figures(plan, runs: pd.DataFrame, out_dir: Path) -> dict[str
     written = {}
     for ds, num in perclass_columns(plan):
         frame = perclass_frame(runs if len(runs) else None, ds, num)
-        paths = render_perclass(frame, out_dir, figure_name(ds, num), perclass_caption(plan, ds, num),
+        paths = render_perclass(frame, out_dir, figure_name(ds, num), perclass_caption(plan, ds, num, frame),
                                 class_counts(runs if len(runs) else None, ds, num))
         written[figure_name(ds, num)] = list(paths.values())
     return written

@@ -32,7 +32,7 @@ from .data.ood import parse_source
 from .data.sources import DATASETS
 from .errors import UserError
 from .models import ARCHS
-from .oe.params import OE_PARAMS
+from .oe.params import OE_PARAMS, with_derived_defaults
 from .oe.variants import VARIANTS
 from .schema import RESULTS_SCHEMA_VERSION
 from .stages import STAGES, RunState, Stage, holdout_split, method_class, record  # noqa: F401  (re-exported)
@@ -41,7 +41,6 @@ from .teacher_store import data_identity, get_teacher, pick_device, resolve_teac
 #: Intra-op threads of one cell, on every path (run, sweep --jobs 1 or N): results must not depend on how
 #: a cell was scheduled (thread count changes CPU reductions); use --jobs to fill the cores.
 CELL_THREADS = 1
-DEFAULT_OOD = {"cifar10": "cifar100", "cifar100": "cifar10", "digits": "demo-patches", "imagenet": "svhn"}
 
 
 class NotApplicable(UserError):
@@ -86,11 +85,8 @@ def _resolve(cell: Cell) -> dict:
         raise UserError(f"--set finetune.*: variant {variant.name} has no fine-tuning stage")
     ood_info = None
     if variant.uses_ood:
-        oe = resolve("oe", OE_PARAMS, schedule, overrides)
-        oe["ood"] = oe["ood"] or cell.ood or DEFAULT_OOD.get(cell.dataset, "")
+        oe = with_derived_defaults(resolve("oe", OE_PARAMS, schedule, overrides), num, cell.ood, cell.dataset)
         parse_source(oe["ood"])
-        oe["aux_size"] = oe["aux_size"] or num
-        oe["pool_size"] = oe["pool_size"] or max(500, oe["aux_size"])
         if not variant.compress_with_ood:  # lambda and the class weights act only in compression
             oe.pop("lambda"), oe.pop("class_weights")
         if variant.finetune != "ce+ood":  # eta and the label mode act only in fine-tuning

@@ -14,3 +14,18 @@ OE_PARAMS = {
     "class_weights": Param("rebalanced", "Eq. 6 reading: frequencies of the OOD-rebalanced set, or inverse "
                                          "few-sample frequency", choices=("rebalanced", "inverse")),
 }
+
+
+#: The OOD source of a dataset when neither ``--set oe.ood`` nor the cell (its profile) names one.
+DEFAULT_OOD = {"cifar10": "cifar100", "cifar100": "cifar10", "digits": "demo-patches", "imagenet": "svhn"}
+
+
+def with_derived_defaults(oe: dict, num: int, cell_ood: str | None, dataset: str) -> dict:
+    """``oe`` with the settings whose default depends on the cell filled in (Sec. 5.1 / 4.3): m = Num
+    (``aux_size`` 0), n = max(500, m) (``pool_size`` 0), and the OOD source = the cell's, else the dataset's
+    :data:`DEFAULT_OOD` (``ood`` empty).  Pure: the pipeline and the record checks resolve with it alike."""
+    out = dict(oe)
+    out["ood"] = out["ood"] or cell_ood or DEFAULT_OOD.get(dataset, "")
+    out["aux_size"] = out["aux_size"] or int(num)
+    out["pool_size"] = out["pool_size"] or max(500, out["aux_size"])
+    return out

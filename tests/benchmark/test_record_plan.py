@@ -93,6 +93,24 @@ def test_records_made_under_other_defaults_are_not_rendered(tmp_path):
     assert stale_defaults({"cell": e.cell, "config": {"hp": {"fake": 1, "finetune": None}}}, spaces) == []
 
 
+def test_oe_defaults_that_follow_the_cell_are_not_stale():
+    """A ``full`` record stores m = Num, n = max(500, m) and the profile's OOD source, resolved from their
+    cell-dependent defaults (0, 0, empty): today's defaults, not other ones.  (A false "other defaults" hid every
+    ``full`` record of cifar10-real from --render-only.)  An m the cell does not explain is stale."""
+    from benchmark.plugins import load_plugins
+    from benchmark.record_plan import stale_defaults
+    load_plugins()
+    profile = get_profile("demo")
+    e = next(x for x in build_grid(["table2"], profile, [0]) if x.cell["oe"] == "full")
+    resolved = pipeline.resolve_config(e.cell)
+    assert resolved["hp"]["oe"]["aux_size"] == e.cell["num"] > 0  # the derived value is what a record stores
+    spaces = _param_spaces()
+    rec = {"cell": e.cell, "config": {"hp": resolved["hp"]}}
+    assert stale_defaults(rec, spaces) == []
+    other = {**resolved["hp"], "oe": {**resolved["hp"]["oe"], "aux_size": e.cell["num"] + 1}}
+    assert stale_defaults({"cell": e.cell, "config": {"hp": other}}, spaces) == ["oe.aux_size"]
+
+
 def test_sweep_names_records_of_the_same_experiment_made_under_another_machine_choice(tmp_path):
     """A sweep recomputes a cell whose only record was evaluated in another precision (its key differs), and
     says so in one line naming the field; a cell without any record, or with its own, is not counted."""

@@ -107,3 +107,17 @@ def test_a_table2_render_writes_one_figure_per_column(tmp_path, runs):
         assert [p.name for p in paths] == [f"{name}.png", f"{name}.pdf"] and all(p.exists() for p in paths)
     demo = SimpleNamespace(profile=get_profile("demo"), seeds=[0])
     assert len(perclass_columns(demo)) == 9                                           # every Table 2 column
+
+
+def test_caption_counts_the_seeds_each_line_averages(runs):
+    """The title states the seeds a line averages: the plan's count when every line has them all, else the
+    range present (a partly computed grid must not claim 5 seeds)."""
+    from benchmark.render_outputs import perclass_caption
+    full = perclass_frame(runs, "cifar10", 10)
+    three = SimpleNamespace(profile=get_profile("cifar10-real"), seeds=[0, 1, 2])
+    assert "mean ± std over 3 seeds;" in perclass_caption(three, "cifar10", 10, full)
+    five = SimpleNamespace(profile=get_profile("cifar10-real"), seeds=list(range(5)))
+    partial = full.assign(n=[3 if i % 2 else 2 for i in range(len(full))])
+    assert "over the seeds with a record (2-3 of 5 per line)" in perclass_caption(five, "cifar10", 10, partial)
+    assert "over the seeds with a record (3 of 5 per line)" in perclass_caption(five, "cifar10", 10, full)
+    assert "mean ± std over 5 seeds;" in perclass_caption(five, "cifar10", 10, None)
