@@ -46,10 +46,11 @@ def render_studies(plan, records: dict, out_dir: Path, caption: str, log=None) -
     if len(runs.get("table2-protocols", ())):
         frame = claim2_protocols_frame(runs["table2-protocols"], load_reported_table2(), list(PROTOCOLS))
         text = protocols_markdown(frame, caption + " Protocols: " + "; ".join(
-            f"{name} = {over or 'the suite defaults'}" for name, over in PROTOCOLS.items()) + ".")
+            f"{name} = {over or 'the suite defaults'}" for name, over in PROTOCOLS.items()) + ".",
+            plan.profile.columns)
         written["claim2_protocols"] = list(write_markdown_csv(out_dir, "claim2_protocols", text, frame).values())
     if len(runs.get("selection-bias", ())):
         frame = selection_bias_frame(runs["selection-bias"])
-        text = selection_bias_markdown(frame, caption)
+        text = selection_bias_markdown(frame, caption, plan.profile.columns)
         written["selection_bias"] = list(write_markdown_csv(out_dir, "selection_bias", text, frame).values())
     return written

@@ -284,9 +284,10 @@ CLAIM2_INTRO = (
     "The paper's gain is its \"+ Ours\" minus its baseline number (context).")
 
 
-def _column_name(row, columns: Optional[Mapping[str, RunsAs]]) -> str:
-    """The claim-2 column named by what ran (as in the tables) when ``columns`` is given."""
-    if columns is None or not row.get("arch"):
+def claim_column_name(row, columns: Optional[Mapping[str, RunsAs]] = None) -> str:
+    """A claim row's column (``dataset``, ``arch``, ``num`` = the paper's) named by what ran, as the tables
+    name it, when ``columns`` (what ran per paper dataset) is given; else by the paper's column."""
+    if columns is None or not isinstance(row.get("arch"), str) or not row["arch"]:
         return column_name(row["dataset"], row["num"])
     return column_label(row["dataset"], row["arch"], int(row["num"]), columns.get(row["dataset"]))
 
@@ -304,7 +305,7 @@ def _claim2_section(claim2: pd.DataFrame, columns: Optional[Mapping[str, RunsAs]
     parts = ["## Claim 2: OE-FSMC raises every method", CLAIM2_INTRO]
     if not len(claim2):
         return parts + ["No Table 2 run yet."]
-    names = [_column_name(r, columns) for _, r in claim2.iterrows()]
+    names = [claim_column_name(r, columns) for _, r in claim2.iterrows()]
     means = [{"Column": c, "Method": method_label(r["method"]), "none": _ms(r, "none"),
               "FT only": _ms(r, "ft_only"), "+ Ours": _ms(r, "full"),
               "+ Ours before its fine-tuning": _ms(r, "full_compressed")}

@@ -40,6 +40,19 @@ def test_selection_bias_compares_monitor_and_oracle_and_is_labelled():
     assert selection_bias_markdown(frame).startswith(f"**{DIAGNOSTIC_LABEL}.**")
 
 
+def test_study_columns_are_named_by_what_ran():
+    """With the profile's column map, both studies name a stand-in column as the tables do (issue 17)."""
+    columns = get_profile("cifar10-real").columns
+    frame = claim2_protocols_frame(_runs(), load_reported_table2(), ["default", "bn-train-all (session 3)"])
+    label = "CIFAR-10 / ResNet-32 (paper: VGG-16) Num=10"
+    md = protocols_markdown(frame, columns=columns)
+    assert f"| {label}" in md and "| CIFAR-10 Num=10" not in md
+    assert protocol_independent(frame, "ft_only_gain", columns)[0].startswith(label + " MiR: ")
+    runs = _runs().assign(oracle_top1=lambda f: f["top1"] + 0.5)
+    sel = selection_bias_markdown(selection_bias_frame(runs), columns=columns)
+    assert f"| {label}" in sel and "| CIFAR-10 Num=10" not in sel
+
+
 def test_protocol_and_selection_grids():
     profile = get_profile("cifar10-real")
     entries = table2_protocols(profile, [0])
