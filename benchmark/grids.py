@@ -5,10 +5,10 @@ A *cell* is one experiment, a plain dict (the contract with :mod:`oefsmc.pipelin
     {"dataset", "arch", "num", "balanced", "imbalance_ratio", "method", "oe", "seed", "schedule",
      "overrides", "data_root", "teacher", "ood", "device"}
 
-A :class:`GridEntry` pairs a cell with the *tag* saying which paper cell it stands for (artifact,
-paper dataset / arch / Num, setting, method, variant, and for Figure 3 the swept parameter), which the
-renderers need and the experiment does not.  Grids list every (paper cell x seed); cells that are the
-same experiment are merged later by their resolved key (:mod:`benchmark.sweep`), e.g. Table 1's
+plus ``eval_precision`` where the profile pins it.  A :class:`GridEntry` pairs a cell with the *tag*
+saying which paper cell it stands for (artifact, paper dataset / arch / Num, setting, method, variant, and
+for Figure 3 the swept parameter), which the renderers need and the experiment does not.  Grids list
+every (paper cell x seed); cells that are the same experiment are merged later by their resolved key (:mod:`benchmark.sweep`), e.g. Table 1's
 imbalanced cells and Table 2's CIFAR-10 baseline cells (the paper prints identical numbers for them),
 or Figure 3c's lambda = 0.5 and Table 2's "+ Ours" cell.
 
@@ -117,6 +117,8 @@ def make_cell(profile: Profile, paper_dataset: str, paper_num: int, *, balanced:
         "ood": profile.ood[col.dataset],
         "device": profile.device,
     }
+    if profile.eval_precision != "auto":
+        cell["eval_precision"] = profile.eval_precision
     cell["overrides"] = {**scoped_overrides(profile.overrides, cell), **cell["overrides"]}
     return cell
 

@@ -23,9 +23,9 @@ device.  Three are registered (:data:`PROFILES`):
 ``cifar10-real``
     Real CIFAR-10 arrays (``--data-root``, default ``../shared/data`` beside the repository) and a
     published CIFAR-10 ResNet-32 teacher (``--teacher``), OOD = the CIFAR-100 arrays, schedule ``cpu``,
-    5 seeds, ResNet-32 for every run.  Table 1 runs Num 10 and 50 only; Table 2 only the CIFAR-10
-    column at Num 10 and 50.  What it shortens is listed in :attr:`Profile.shortens` and copied into
-    every record.
+    5 seeds, ResNet-32 for every run, evaluation in fp32 on every machine.  Table 1 runs Num 10 and 50
+    only; Table 2 only the CIFAR-10 column at Num 10 and 50.  What it shortens is listed in
+    :attr:`Profile.shortens` and copied into every record.
 """
 from __future__ import annotations
 
@@ -69,6 +69,10 @@ class Profile:
     skip_missing: bool = False                # missing data/teacher skips the column (not an error)
     #: sweep-level ``--set`` overrides, merged into the cells they act on (benchmark/overrides.py)
     overrides: Mapping[str, str] = field(default_factory=dict)
+    #: evaluation precision of every cell: ``auto`` resolves on the machine that computes (bf16 where it is
+    #: native); a profile whose grids span sittings on different machines pins ``fp32``, so one key (and
+    #: one precision) holds wherever a cell runs (notes, section 7)
+    eval_precision: str = "auto"
 
     def schedule_for(self, method: str) -> str:
         """The hyperparameter schedule a method's cells run with in this profile."""
@@ -187,6 +191,7 @@ def _cifar10_real(data_root: Optional[str], teachers: Mapping[str, str]) -> Prof
             "data: the ../shared/data CIFAR-10 pool (20,000 training images) for few-sample draws",
             "Num: 10 and 50 only; only the CIFAR-10 column of Table 2",
         ),
+        eval_precision="fp32",
     )
 
 
@@ -215,7 +220,7 @@ def _cifar100_real(data_root: Optional[str], teachers: Mapping[str, str]) -> Pro
             "schedule: official for CD and FSKD; cpu for MiR and PRACTISE (official takes about 29 min per cell "
             "on 2 cores for each: docs/REPRODUCTION_NOTES.md sections 6 and 9)",
         ),
-        flag_2std=True, skip_missing=True,
+        flag_2std=True, skip_missing=True, eval_precision="fp32",
     )
 
 

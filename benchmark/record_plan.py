@@ -56,7 +56,11 @@ def normalised_overrides(cell: dict, spaces: dict) -> dict:
 
 
 def cell_identity(cell: dict, spaces: dict) -> str:
-    body = {k: v for k, v in cell.items() if k not in LOCATION_FIELDS}
+    """The experiment a cell states, without its locations.  A precision the profile pins (``fp32`` in the
+    real-data profiles) is part of it: only ``auto`` is a machine choice, so a pinned grid never renders a
+    record evaluated in another precision."""
+    body = {k: v for k, v in cell.items()
+            if k not in LOCATION_FIELDS or (k == "eval_precision" and v != "auto")}
     body["overrides"] = normalised_overrides(cell, spaces)
     return canonical_json(body)
 

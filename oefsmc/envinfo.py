@@ -13,12 +13,19 @@ PACKAGES = ("torch", "torchvision", "torch-pruning", "numpy", "scikit-learn", "s
 REPO = Path(__file__).resolve().parents[1]
 
 
+#: Tracked paths that hold outputs, not code: a record or a teacher checkpoint written while a sweep runs
+#: does not make the code that computes the next cell differ from its commit.
+OUTPUT_PATHS = ("results", "paper_tables/out")
+
+
 @functools.lru_cache(maxsize=1)
 def git_state() -> dict:
+    """The commit, and whether tracked files other than :data:`OUTPUT_PATHS` differ from it (``dirty``)."""
     def git(*args: str) -> str:
         return subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10).stdout.strip()
     try:
-        return {"commit": git("rev-parse", "HEAD") or "unknown", "dirty": bool(git("status", "--porcelain", "-uno"))}
+        changed = git("status", "--porcelain", "-uno", "--", ".", *(f":(exclude){p}" for p in OUTPUT_PATHS))
+        return {"commit": git("rev-parse", "HEAD") or "unknown", "dirty": bool(changed)}
     except (OSError, subprocess.SubprocessError):
         return {"commit": "unknown", "dirty": None}
 
@@ -42,4 +49,6 @@ def device_name(device: torch.device) -> str:
 
 def environment(device: torch.device) -> dict:
     return {"git": git_state(), "packages": package_versions(), "python": platform.python_version(),
-            "platform": platform.platform(), "device": device_name(device), "hostname": platform.node()}
+            "platform": platform.platform(), "device": device_name(device), "hostname": platform.node(),
+            # the CPU's vector ISA (e.g. AVX2, AVX512): fp32 kernels, and whether bf16 is native, follow it
+            "cpu_capability": torch.backends.cpu.get_cpu_capability()}

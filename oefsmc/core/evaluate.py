@@ -10,8 +10,10 @@ published numbers to the digit.  Every record names the precision used (``metric
 
 Batch size (:func:`device_batch_size`, a pixel budget per device): on CUDA evaluation runs in large
 batches (32,768 CIFAR images, i.e. a whole test set, or 668 at 224 x 224); on CPU the caller's batch
-(1000) is kept unless it would hold more pixels than 1000 CIFAR images (so 20 images at 224 x 224, where
-1000 would need gigabytes of activations).  Predictions do not depend on the batch in eval mode.
+(1000) is kept unless it would hold more pixels than 128 CIFAR images (so 128 at 32 x 32, 2 at 224 x 224).
+Small CPU batches keep the activations in cache: measured on one AVX2 core (session 7), fp32 ResNet-32
+evaluates 178 img/s in batches of 1000 and 445 img/s in batches of 128, with bit-identical logits
+(predictions do not depend on the batch in eval mode; ``tests/foundation/test_evaluate_batch.py``).
 """
 from __future__ import annotations
 
@@ -58,7 +60,7 @@ def resolve_precision(precision: str, device: torch.device | str) -> str:
 
 
 #: device type -> pixels (images x height x width) per evaluation batch
-PIXEL_BUDGET = {"cpu": 1000 * 32 * 32, "cuda": 32 * 1024 * 32 * 32}
+PIXEL_BUDGET = {"cpu": 128 * 32 * 32, "cuda": 32 * 1024 * 32 * 32}
 
 
 def image_pixels(x: torch.Tensor) -> int:

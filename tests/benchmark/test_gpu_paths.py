@@ -46,7 +46,7 @@ def test_augmentation_indices_are_the_same_through_to_device():
 
 
 @pytest.mark.parametrize("device,shape,expected", [
-    ("cpu", (5, 32, 32, 3), 1000), ("cpu", (5, 224, 224, 3), 20), ("cpu", (5, 8, 8, 1), 1000),
+    ("cpu", (5, 32, 32, 3), 128), ("cpu", (5, 224, 224, 3), 2), ("cpu", (5, 8, 8, 1), 1000),
     ("cuda", (5, 32, 32, 3), 32768), ("cuda", (5, 224, 224, 3), 668), ("cpu", (5, 5000, 5000, 3), 1),
 ])
 def test_evaluation_batches_follow_the_device(device, shape, expected):

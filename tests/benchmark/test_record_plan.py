@@ -26,6 +26,16 @@ def test_identity_ignores_locations_and_overrides_equal_to_defaults():
     assert cell_identity(cell, spaces) == cell_identity(moved, spaces)
     assert cell_identity(cell, spaces) != cell_identity(dict(cell, overrides={"oe.lambda": "0.2"}), spaces)
     assert cell_identity(cell, spaces) != cell_identity(dict(cell, seed=1), spaces)
+    # auto precision is the machine's choice; a pinned one (the real-data profiles) is the experiment's
+    assert cell_identity(cell, spaces) == cell_identity(dict(cell, eval_precision="auto"), spaces)
+    assert cell_identity(cell, spaces) != cell_identity(dict(cell, eval_precision="fp32"), spaces)
+
+
+def test_the_real_data_profiles_pin_fp32_evaluation_in_every_cell():
+    for name in ("cifar10-real", "cifar100-real"):
+        entries = build_grid(["table2"], get_profile(name), [0])
+        assert entries and {e.cell["eval_precision"] for e in entries} == {"fp32"}
+    assert all("eval_precision" not in e.cell for e in build_grid(["table2"], get_profile("demo"), [0]))
 
 
 def test_plan_matches_entries_to_records_without_opening_data(tmp_path, monkeypatch):
