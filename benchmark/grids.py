@@ -220,6 +220,8 @@ PROTOCOLS: dict[str, dict[str, str]] = {
     "all parameters": {"finetune.params": "all"},
     "bn+head": {"finetune.params": "bn+head"},
     "bn=eval": {"finetune.bn": "eval"},
+    # the monitor a few-sample user really has: a held-out fifth of each class's few samples (issue 17)
+    "holdout monitor": {"finetune.monitor": "holdout_loss"},
 }
 FINETUNED_VARIANTS = ("ft-only", "full")
 
