@@ -8,9 +8,9 @@ A *cell* is one experiment, a plain dict (the contract with :mod:`oefsmc.pipelin
 plus ``eval_precision`` where the profile pins it.  A :class:`GridEntry` pairs a cell with the *tag*
 saying which paper cell it stands for (artifact, paper dataset / arch / Num, setting, method, variant, and
 for Figure 3 the swept parameter), which the renderers need and the experiment does not.  Grids list
-every (paper cell x seed); cells that are the same experiment are merged later by their resolved key (:mod:`benchmark.sweep`), e.g. Table 1's
-imbalanced cells and Table 2's CIFAR-10 baseline cells (the paper prints identical numbers for them),
-or Figure 3c's lambda = 0.5 and Table 2's "+ Ours" cell.
+every (paper cell x seed); cells that are the same experiment are merged later by their resolved key
+(:mod:`benchmark.sweep`), e.g. Table 1's imbalanced cells and Table 2's CIFAR-10 baseline cells (the paper
+prints identical numbers for them), or Figure 3c's lambda = 0.5 and Table 2's "+ Ours" cell.
 
 The paper's grids:
 

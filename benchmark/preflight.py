@@ -21,7 +21,7 @@ import os
 import sys
 import tempfile
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Mapping, Optional
 
 from oefsmc.errors import UserError
 
@@ -109,13 +109,22 @@ def check_arguments(args: argparse.Namespace, profile: Profile) -> None:
         check(args, profile)
 
 
-def check_teachers(cells: Iterable[dict], check_teacher: Callable[[str, str, str], None]) -> int:
-    """Check every distinct (dataset, arch, teacher checkpoint) of ``cells`` once; returns how many."""
+def check_teachers(cells: Iterable[dict], check_teacher: Callable[[str, str, str], None],
+                   hints: Optional[Mapping[str, str]] = None) -> int:
+    """Check every distinct (dataset, arch, teacher checkpoint) of ``cells`` once; returns how many.  A
+    failing check of a path with a hint (``Profile.teacher_hints``: a profile's default teacher) says how to
+    obtain it."""
     seen: set[tuple[str, str, str]] = set()
     for cell in cells:
         teacher = cell.get("teacher")
         key = (cell["dataset"], cell["arch"], teacher)
         if teacher and key not in seen:
             seen.add(key)
-            check_teacher(*key)
+            try:
+                check_teacher(*key)
+            except UserError as err:
+                hint = (hints or {}).get(str(teacher))
+                if hint is None:
+                    raise
+                raise UserError(f"{err}; {hint}") from err
     return len(seen)

@@ -73,6 +73,8 @@ class Profile:
     #: native); a profile whose grids span sittings on different machines pins ``fp32``, so one key (and
     #: one precision) holds wherever a cell runs (notes, section 7)
     eval_precision: str = "auto"
+    #: default teacher path -> how to obtain it when the checkpoint is missing (added to the error)
+    teacher_hints: Mapping[str, str] = field(default_factory=dict)
 
     def schedule_for(self, method: str) -> str:
         """The hyperparameter schedule a method's cells run with in this profile."""
@@ -221,6 +223,10 @@ def _cifar100_real(data_root: Optional[str], teachers: Mapping[str, str]) -> Pro
             "on 2 cores for each: docs/REPRODUCTION_NOTES.md sections 6 and 9)",
         ),
         flag_2std=True, skip_missing=True, eval_precision="fp32",
+        teacher_hints={str(CIFAR100_TEACHER): (
+            "the suite's CIFAR-100 teacher is committed there once trained; train or resume it with `python -m "
+            "benchmark teacher train --dataset cifar100 --arch resnet32 --data-root ../shared/data --out "
+            "results/teachers/cifar100_resnet32.pt` (notes, section 9), or pass --teacher cifar100=PATH")},
     )
 
 

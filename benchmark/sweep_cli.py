@@ -141,7 +141,7 @@ def plan_from_args(args: argparse.Namespace) -> tuple[Plan, ResultCache, int]:
         from .record_plan import plan_from_records
         return plan_from_records(entries, profile, cache, artifacts, seeds, log), cache, n_jobs
     hooks = default_hooks()
-    check_teachers((e.cell for e in entries), hooks.check_teacher)
+    check_teachers((e.cell for e in entries), hooks.check_teacher, profile.teacher_hints)
     plan = plan_sweep(entries, profile, hooks, artifacts, seeds)
     return plan, cache, n_jobs
 

@@ -471,3 +471,21 @@ def test_run_all_help_lists_test_and_setup_only_and_errors_name_run_all(run_all_
     bad = subprocess.run([str(run_all_copy), "--table", "3"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and bad.stderr.startswith("./run_all.sh: error: argument --table")
     assert len(bad.stderr.strip().splitlines()) == 1 and "python -m benchmark" not in bad.stderr
+
+
+def test_a_missing_default_teacher_says_how_to_obtain_it(tmp_path):
+    """The profile's hint is added for its own default path only: a path the user gave gets no hint that
+    would name another file."""
+    from benchmark.preflight import check_teachers
+    from oefsmc.errors import UserError
+    from oefsmc.models.teacher import check_checkpoint_path
+    default, given = tmp_path / "default.pt", tmp_path / "given.pt"
+    hints = {str(default): "train it with `teacher train`"}
+    check = lambda dataset, arch, path: check_checkpoint_path(Path(path))  # noqa: E731
+    with pytest.raises(UserError, match=r"default\.pt does not exist: .*; train it with `teacher train`$"):
+        check_teachers([{"dataset": "cifar100", "arch": "resnet32", "teacher": str(default)}], check, hints)
+    with pytest.raises(UserError) as err:
+        check_teachers([{"dataset": "cifar100", "arch": "resnet32", "teacher": str(given)}], check, hints)
+    assert "teacher train" not in str(err.value)
+    profile = get_profile("cifar100-real")
+    assert "teacher train" in profile.teacher_hints[profile.teachers["cifar100"]]
