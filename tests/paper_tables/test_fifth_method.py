@@ -126,7 +126,8 @@ def test_perclass_draws_the_fifth_method_last(runs, tmp_path):
 
 def test_figure3a_draws_a_fifth_method_and_an_unknown_variant(tmp_path):
     rows = [{"panel": "a", "method": m, "num": 50, "variant": v, "param_name": "variant", "param_value": None,
-             "seed": s, "top1": 60.0 + s} for m in ("x5", "mir") for v in ("none", "full", "ft-only", "zz") for s in range(2)]
+             "seed": s, "top1": 60.0 + s}
+            for m in ("x5", "mir") for v in ("none", "full", "ft-only", "zz") for s in range(2)]
     paths = render_figure3("a", pd.DataFrame(rows), tmp_path)
     assert paths["png"].exists()
     assert method_label("x5") == "x5"
