@@ -48,6 +48,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
                                                    "validation split of the training pool (never the test set)"),
     "protocol-study": ("benchmark.protocol_study", "developer study: the fine-tuning protocol grid on a "
                                                    "validation split of the training pool (never the test set)"),
+    "records": ("benchmark.records_cli", "list (and --delete) the records of a profile that no grid uses any more"),
     "perf": ("benchmark.perf", "measure evaluation throughput, FSKD speed, per-cell cost and the demo sweep"),
     "gpu-runbook": ("benchmark.gpu_runbook", "on a lent GPU: teachers, then a slice of the paper's cells, with "
                                              "per-cell timings, within a time budget (resumable)"),
