@@ -49,6 +49,9 @@ def main() -> None:
             row[f"{m}_fp32"] = new["metrics"][m]
             row[f"{m}_diff"] = new["metrics"][m] - old["metrics"][m]
         rows.append(row)
+    if not rows:
+        raise SystemExit("no bf16/fp32 pairs in results/cifar10-real: check out the commit named in "
+                         "precision_compare.json (the bf16 records were deleted after it) and run there")
     rows.sort(key=lambda r: (r["num"], r["method"], r["variant"], r["seed"]))
     commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
     summary = {}
