@@ -25,7 +25,9 @@ from .grids import GridEntry
 LOCATION_FIELDS = ("data_root", "teacher", "teacher_normalization", "ood", "device", "eval_precision")
 
 
-def _param_spaces() -> dict:
+def param_spaces() -> dict:
+    """Every hyperparameter space by namespace (each method's, ``finetune``, ``oe``): what
+    :func:`normalised_overrides` and :func:`cell_identity` read to drop overrides equal to their default."""
     from oefsmc.core.finetune import FINETUNE_PARAMS
     from oefsmc.core.method import METHODS
     from oefsmc.oe.params import OE_PARAMS
@@ -116,7 +118,7 @@ def plan_from_records(entries: Iterable[GridEntry], profile, cache: ResultCache,
     from oefsmc.models import ARCHS
 
     from .plan import Job, Plan
-    spaces = _param_spaces()
+    spaces = param_spaces()
     stale: dict[str, list[str]] = {}
     found = records_by_identity(cache, spaces, stale)
     if stale and log:
@@ -161,7 +163,7 @@ def records_under_other_choices(plan, cache: ResultCache) -> Optional[str]:
     missing = [j for j in plan.jobs.values() if cache.check(j.key).state != "ok"]
     if not missing:
         return None
-    spaces = _param_spaces()
+    spaces = param_spaces()
     found = records_by_identity(cache, spaces)
     differing: dict[str, set] = defaultdict(set)
     count = 0

@@ -86,7 +86,7 @@ def _run(args) -> int:
     from .plan import plan_sweep
     from .preflight import check_teachers
     from .profiles import get_profile
-    from .record_plan import _param_spaces
+    from .record_plan import param_spaces
     profile = get_profile(args.profile, args.data_root, args.teacher)
     seeds = list(range(profile.n_seeds if args.seeds is None else args.seeds))
     artifacts = list(ARTIFACTS)
@@ -95,7 +95,7 @@ def _run(args) -> int:
     check_teachers((e.cell for e in entries), hooks.check_teacher, profile.teacher_hints)
     plan = plan_sweep(entries, profile, hooks, artifacts, seeds)
     cache = ResultCache(args.results_dir, profile.name)
-    unused = unused_records(plan, cache, _param_spaces())
+    unused = unused_records(plan, cache, param_spaces())
     total = len(list(Path(cache.dir).glob("*.json")))
     reasons = Counter(u["reason"] for u in unused)
     if not args.json:

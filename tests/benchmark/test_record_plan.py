@@ -9,7 +9,7 @@ import oefsmc.teacher_store as teacher_store
 from benchmark.cache import RESULTS_SCHEMA_VERSION, ResultCache
 from benchmark.grids import build_grid
 from benchmark.profiles import get_profile
-from benchmark.record_plan import _param_spaces, cell_identity, plan_from_records
+from benchmark.record_plan import param_spaces, cell_identity, plan_from_records
 
 
 def _record(key: str, cell: dict, top1: float, finished: float) -> dict:
@@ -18,7 +18,7 @@ def _record(key: str, cell: dict, top1: float, finished: float) -> dict:
 
 
 def test_identity_ignores_locations_and_overrides_equal_to_defaults():
-    spaces = _param_spaces()
+    spaces = param_spaces()
     cell = {"dataset": "cifar10", "arch": "resnet32", "num": 50, "balanced": False, "imbalance_ratio": 100.0,
             "method": "mir", "oe": "full", "seed": 0, "schedule": "cpu", "overrides": {"oe.lambda": "0.5"},
             "data_root": "/a", "teacher": "/t.th", "ood": "cifar100", "device": "auto"}
@@ -95,7 +95,7 @@ def test_records_made_under_other_defaults_are_not_rendered(tmp_path):
     plan = plan_from_records(entries, profile, cache, ["table2"], [0], logged.append)
     assert plan.entry_keys[entries.index(e)] == "e" * 20
     assert any("1 record made under other defaults (finetune.params)" in line for line in logged)
-    spaces = _param_spaces()
+    spaces = param_spaces()
     from benchmark.record_plan import stale_defaults
     assert stale_defaults(old, spaces) == ["finetune.params"] and stale_defaults(current, spaces) == []
     explicit = dict(old, cell=dict(e.cell, overrides={"finetune.params": "all"}))
@@ -114,7 +114,7 @@ def test_oe_defaults_that_follow_the_cell_are_not_stale():
     e = next(x for x in build_grid(["table2"], profile, [0]) if x.cell["oe"] == "full")
     resolved = pipeline.resolve_config(e.cell)
     assert resolved["hp"]["oe"]["aux_size"] == e.cell["num"] > 0  # the derived value is what a record stores
-    spaces = _param_spaces()
+    spaces = param_spaces()
     rec = {"cell": e.cell, "config": {"hp": resolved["hp"]}}
     assert stale_defaults(rec, spaces) == []
     other = {**resolved["hp"], "oe": {**resolved["hp"]["oe"], "aux_size": e.cell["num"] + 1}}

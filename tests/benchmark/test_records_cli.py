@@ -5,7 +5,7 @@ from benchmark.cache import RESULTS_SCHEMA_VERSION, ResultCache
 from benchmark.grids import build_grid
 from benchmark.plan import Job, Plan
 from benchmark.profiles import get_profile
-from benchmark.record_plan import _param_spaces
+from benchmark.record_plan import param_spaces
 from benchmark.records_cli import NOT_IN_GRID, OTHER_KEY, unused_records
 
 
@@ -30,7 +30,7 @@ def test_each_unused_record_gets_the_reason_its_key_is_not_planned(tmp_path):
     _write(cache, "e" * 20, bf16, precision="bf16")
     _write(cache, "f" * 20, dict(cell, seed=7))                         # a seed no grid holds
     (cache.dir / ("0" * 20 + ".json")).write_text("{trunc")
-    got = {u["key"][0]: u["reason"] for u in unused_records(plan, cache, _param_spaces())}
+    got = {u["key"][0]: u["reason"] for u in unused_records(plan, cache, param_spaces())}
     assert got == {"c": f"results schema {RESULTS_SCHEMA_VERSION - 1} (current {RESULTS_SCHEMA_VERSION})",
                    "d": OTHER_KEY, "e": "evaluated in bf16; the profile pins fp32", "f": NOT_IN_GRID,
                    "0": got["0"]}

@@ -60,7 +60,7 @@ def test_the_record_plan_loads_the_plugins(monkeypatch):
     calls = []
     real = plugins.load_plugins
     monkeypatch.setattr(plugins, "load_plugins", lambda: calls.append(1) or real())
-    spaces = record_plan._param_spaces()
+    spaces = record_plan.param_spaces()
     assert calls == [1] and {"cd", "fskd", "mir", "practise", "finetune", "oe"} <= set(spaces)
 
 

@@ -15,7 +15,7 @@ import statistics
 import subprocess
 from pathlib import Path
 
-from benchmark.record_plan import _param_spaces, cell_identity
+from benchmark.record_plan import param_spaces, cell_identity
 
 HERE = Path(__file__).resolve().parent
 RECORDS = HERE.parents[1] / "cifar10-real"
@@ -27,7 +27,7 @@ def _identity(cell: dict, spaces: dict) -> str:
 
 
 def main() -> None:
-    spaces = _param_spaces()
+    spaces = param_spaces()
     by_precision: dict[str, dict[str, dict]] = {"bf16": {}, "fp32": {}}
     for path in sorted(RECORDS.glob("*.json")):
         rec = json.loads(path.read_text())
