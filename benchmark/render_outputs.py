@@ -31,6 +31,7 @@ import pandas as pd
 
 from paper_tables.claims import claim1_frame, claim2_frame, write_claims
 from paper_tables.perclass import class_counts, figure_name, perclass_frame, render_perclass
+from paper_tables.perclass_groups import group_gains, write_group_gains
 from paper_tables.render import (ARCH_LABELS, DATASET_LABELS, column_label, is_paper_config, render_figure3,
                                  cells_csv, render_table1, render_table2, write_table)
 from paper_tables.reported import load_reported_table1, load_reported_table2
@@ -244,7 +245,7 @@ def perclass_caption(plan, paper_dataset: str, paper_num: int, frame: Optional[p
     """Short (it is the figure's title): what ran for the column, the variants, the seeds each line averages
     (those with a record, of the plan's seeds), the profile."""
     p = plan.profile
-    label = column_label(paper_dataset, PAPER_COLUMNS[paper_dataset][0], paper_num, p.column(paper_dataset))
+    label = _column_title(plan, paper_dataset, paper_num)
     n = len(plan.seeds)
     present = sorted({int(k) for k in frame["n"]}) if frame is not None and len(frame) else []
     if present and present != [n]:
@@ -263,14 +264,36 @@ def perclass_columns(plan) -> list[tuple[str, int]]:
 
 
 def render_perclass_figures(plan, runs: pd.DataFrame, out_dir: Path) -> dict[str, list[Path]]:
-    """``perclass_<column>.png/.pdf`` for every Table 2 column of the profile (see :mod:`paper_tables.perclass`)."""
+    """``perclass_<column>.png/.pdf`` for every Table 2 column of the profile (see :mod:`paper_tables.perclass`)
+    and ``perclass_groups.md/.csv``: the head / medium / tail gains paired by seed
+    (:mod:`paper_tables.perclass_groups`)."""
     written = {}
     for ds, num in perclass_columns(plan):
         frame = perclass_frame(runs if len(runs) else None, ds, num)
         paths = render_perclass(frame, out_dir, figure_name(ds, num), perclass_caption(plan, ds, num, frame),
                                 class_counts(runs if len(runs) else None, ds, num))
         written[figure_name(ds, num)] = list(paths.values())
+    frames = {_column_title(plan, ds, num): group_gains(runs if len(runs) else None, ds, num)
+              for ds, num in perclass_columns(plan)}
+    written["perclass_groups"] = list(write_group_gains(out_dir, frames, perclass_groups_caption(plan)).values())
     return written
+
+
+def _column_title(plan, paper_dataset: str, paper_num: int) -> str:
+    return column_label(paper_dataset, PAPER_COLUMNS[paper_dataset][0], paper_num, plan.profile.column(paper_dataset))
+
+
+def perclass_groups_caption(plan) -> str:
+    """What ``perclass_groups.md`` shows and the verdict rule (the claim checks' rule)."""
+    p = plan.profile
+    return (f"Head / medium / tail test accuracy of each Table 2 column (imbalanced few-sample sets, ratio "
+            f"{IMBALANCE_RATIO:g}; paper Sec. 5.3), profile {p.name}, schedule {p.schedule}, seeds "
+            f"{', '.join(map(str, plan.seeds))} where a record exists. A group's accuracy is the mean of its classes' "
+            "accuracies (classes split head -> tail by numpy.array_split; the images are the few-sample "
+            "images of the draw). Differences are paired by seed: mean ± std [per seed], 95% Student-t interval, "
+            "seeds > 0; holds = the interval lies above 0, fails = below 0, inconclusive otherwise. "
+            "full = + Ours; ft-only = our control (the method, then plain CE fine-tuning). The per-class "
+            "figures perclass_<column>.png show every class (paper_tables/perclass_groups.py).")
 
 
 def _no_figures(plan, runs: pd.DataFrame, out_dir: Path) -> dict[str, list[Path]]:

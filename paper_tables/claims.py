@@ -44,8 +44,9 @@ from .cells import MISSING, normalize_reproduced
 from .columns import RunsAs, column_label
 from .formats import atomic_write_text
 
-__all__ = ["CONFIDENCE", "CLAIM2_DIFFS", "t_interval", "sign_count", "verdict", "paired", "claim1_frame",
-           "claim2_frame", "claims_markdown", "write_claims"]
+__all__ = ["CONFIDENCE", "CLAIM2_DIFFS", "t_interval", "sign_count", "verdict", "paired", "paired_stats",
+           "paired_cells", "claim1_frame", "claim2_frame", "claims_markdown", "markdown_table", "claims_csv",
+           "write_claims"]
 
 HOLDS, FAILS, INCONCLUSIVE = "holds", "fails", "inconclusive"
 #: Coverage of the confidence interval of every paired difference.
@@ -97,7 +98,7 @@ def _stats(values: pd.Series) -> dict:
             "std": float(v.std(ddof=1)) if len(v) > 1 else math.nan, "n": int(len(v))}
 
 
-def _diff_stats(prefix: str, a: pd.Series, b: pd.Series) -> dict:
+def paired_stats(prefix: str, a: pd.Series, b: pd.Series) -> dict:
     """Paired a - b over the seeds where both exist: mean, std, n, the per-seed list, the 95% t interval,
     the number of seeds with a rise, and the verdict."""
     d = list((a - b).dropna())
@@ -160,7 +161,7 @@ def claim1_frame(reproduced: Optional[pd.DataFrame], reported: pd.DataFrame) -> 
         row = {"method": method, "num": num, "paper_drop": printed.get((method, num), math.nan)}
         row.update({f"balanced_{k}": v for k, v in _stats(bal).items()})
         row.update({f"imbalanced_{k}": v for k, v in _stats(imb).items()})
-        row.update(_diff_stats("drop", bal, imb))
+        row.update(paired_stats("drop", bal, imb))
         if row["balanced_n"] or row["imbalanced_n"]:
             rows.append(row)
     return pd.DataFrame(rows)
@@ -195,7 +196,7 @@ def claim2_frame(reproduced: Optional[pd.DataFrame], reported: pd.DataFrame) -> 
                           ("full_compressed", "full_compressed")):
             row.update({f"{name}_{k}": v for k, v in _stats(_column(sel, col)).items()})
         for diff in CLAIM2_DIFFS:
-            row.update(_diff_stats(diff.prefix, _column(sel, diff.minuend), _column(sel, diff.subtrahend)))
+            row.update(paired_stats(diff.prefix, _column(sel, diff.minuend), _column(sel, diff.subtrahend)))
         rows.append(row)
     out = pd.DataFrame(rows)
     if len(out):
@@ -251,7 +252,7 @@ def _paper(x: float) -> str:
     return MISSING if math.isnan(x) else f"{x:+.2f}"
 
 
-def _paired_cells(row, prefix: str, what: str) -> dict:
+def paired_cells(row, prefix: str, what: str) -> dict:
     """The four columns every paired difference gets in the Markdown."""
     return {what: _diff(row, prefix), "95% CI (t)": _ci(row, prefix), "seeds > 0": _signs(row, prefix),
             "verdict": _verdict(row, prefix)}
@@ -294,10 +295,10 @@ def claim_column_name(row, columns: Optional[Mapping[str, RunsAs]] = None) -> st
 
 def _claim1_section(claim1: pd.DataFrame) -> list[str]:
     lines = [{"Method": method_label(r["method"]), "Num": r["num"], "balanced": _ms(r, "balanced"),
-              "imbalanced": _ms(r, "imbalanced"), **_paired_cells(r, "drop", "drop (paired)"),
+              "imbalanced": _ms(r, "imbalanced"), **paired_cells(r, "drop", "drop (paired)"),
               "paper drop": _paper(r["paper_drop"])}
              for _, r in claim1.iterrows()]
-    body = [_table(lines), _tally(claim1, "drop")] if lines else ["No Table 1 run yet."]
+    body = [markdown_table(lines), _tally(claim1, "drop")] if lines else ["No Table 1 run yet."]
     return ["## Claim 1: imbalance lowers accuracy", CLAIM1_INTRO] + body
 
 
@@ -310,15 +311,15 @@ def _claim2_section(claim2: pd.DataFrame, columns: Optional[Mapping[str, RunsAs]
               "FT only": _ms(r, "ft_only"), "+ Ours": _ms(r, "full"),
               "+ Ours before its fine-tuning": _ms(r, "full_compressed")}
              for c, (_, r) in zip(names, claim2.iterrows())]
-    parts += ["### Top-1 (%) per row", _table(means)]
+    parts += ["### Top-1 (%) per row", markdown_table(means)]
     for diff in CLAIM2_DIFFS:
         lines = []
         for c, (_, r) in zip(names, claim2.iterrows()):
-            line = {"Column": c, "Method": method_label(r["method"]), **_paired_cells(r, diff.prefix, "paired")}
+            line = {"Column": c, "Method": method_label(r["method"]), **paired_cells(r, diff.prefix, "paired")}
             if diff.paper:
                 line["paper"] = _paper(r[diff.paper])
             lines.append(line)
-        parts += [f"### {diff.title}", _table(lines), _tally(claim2, diff.prefix)]
+        parts += [f"### {diff.title}", markdown_table(lines), _tally(claim2, diff.prefix)]
     return parts
 
 
@@ -335,11 +336,11 @@ def claims_markdown(claim1: Optional[pd.DataFrame], claim2: Optional[pd.DataFram
     return "\n\n".join(parts) + "\n"
 
 
-def _table(lines: list[dict]) -> str:
+def markdown_table(lines: list[dict]) -> str:
     return tabulate(pd.DataFrame(lines), headers="keys", tablefmt="github", showindex=False, disable_numparse=True)
 
 
-def _csv(frame: pd.DataFrame) -> str:
+def claims_csv(frame: pd.DataFrame) -> str:
     out = frame.copy()
     for col in out.columns:
         if col.endswith("_per_seed"):
@@ -356,5 +357,5 @@ def write_claims(out_dir, name: str, claim1: Optional[pd.DataFrame] = None,
     paths = {"md": out_dir / f"{name}.md", "csv": out_dir / f"{name}.csv"}
     frames = [f.assign(claim=i) for i, f in ((1, claim1), (2, claim2)) if f is not None and len(f)]
     atomic_write_text(paths["md"], claims_markdown(claim1, claim2, caption, columns))
-    atomic_write_text(paths["csv"], _csv(pd.concat(frames, ignore_index=True)) if frames else "claim\n")
+    atomic_write_text(paths["csv"], claims_csv(pd.concat(frames, ignore_index=True)) if frames else "claim\n")
     return paths

@@ -102,7 +102,11 @@ def test_a_table2_render_writes_one_figure_per_column(tmp_path, runs):
     plan = SimpleNamespace(profile=get_profile("cifar10-real"), seeds=[0, 1, 2])
     assert perclass_columns(plan) == [("cifar10", 10), ("cifar10", 50)]
     written = render_perclass_figures(plan, runs, tmp_path)
-    assert set(written) == {"perclass_cifar10_num10", "perclass_cifar10_num50"}
+    assert set(written) == {"perclass_cifar10_num10", "perclass_cifar10_num50", "perclass_groups"}
+    groups = written.pop("perclass_groups")
+    assert [p.name for p in groups] == ["perclass_groups.md", "perclass_groups.csv"]
+    md = groups[0].read_text()
+    assert "## CIFAR-10 / ResNet-32 (paper: VGG-16) Num=10" in md and "Num=50\n\n| Method" in md
     for name, paths in written.items():
         assert [p.name for p in paths] == [f"{name}.png", f"{name}.pdf"] and all(p.exists() for p in paths)
     demo = SimpleNamespace(profile=get_profile("demo"), seeds=[0])
@@ -121,3 +125,46 @@ def test_caption_counts_the_seeds_each_line_averages(runs):
     assert "over the seeds with a record (2-3 of 5 per line)" in perclass_caption(five, "cifar10", 10, partial)
     assert "over the seeds with a record (3 of 5 per line)" in perclass_caption(five, "cifar10", 10, full)
     assert "mean ± std over 5 seeds;" in perclass_caption(five, "cifar10", 10, None)
+
+
+# ---------------------------------------------------------------- head / medium / tail, paired by seed
+def test_group_gains_pair_by_seed_and_split_head_medium_tail(runs):
+    from paper_tables.perclass_groups import GROUPS, group_gains
+    frame = group_gains(runs, "cifar10", 10)
+    assert list(frame["method"].drop_duplicates()) == ["cd", "fskd"]          # display order
+    assert list(frame["group"][:3]) == list(GROUPS)
+    assert list(frame["classes"][:3]) == ["0-3 (9 images)", "4-6 (1 image)", "7-9 (0 images)"]
+    cd_tail = frame[(frame.method == "cd") & (frame.group == "tail")].iloc[0]
+    # group accuracy = mean over classes 7-9 of _acc(1, variant, seed, k); full - none = 10 * (2 - 0) every seed
+    assert cd_tail["none_mean"] == pytest.approx(sum(_acc(1, 0, s, k) for s in range(3) for k in (7, 8, 9)) / 9)
+    assert cd_tail["oe_gain_per_seed"] == [20.0, 20.0, 20.0] and cd_tail["oe_gain_n_pos"] == 3
+    assert cd_tail["oe_gain_verdict"] == "holds"               # zero spread: the interval is the point +20
+    assert cd_tail["oe_over_ft_only_mean"] == pytest.approx(10.0)
+    assert cd_tail["ft_only_gain_n"] == 3
+
+
+def test_group_gains_verdicts_follow_the_interval(runs):
+    from paper_tables.perclass_groups import group_gains
+    noisy = runs.copy()
+    bump = {0: 1.0, 1: 3.0, 2: 2.0, 5: 0.0}                   # full gains 1 / 3 / 2 more per seed: CI above 0
+    noisy["per_class"] = [[a + bump[s] * (v == "full") for a in pc] if isinstance(pc, list) else pc
+                          for pc, v, s in zip(noisy["per_class"], noisy["variant"], noisy["seed"])]
+    row = group_gains(noisy, "cifar10", 10).iloc[0]
+    assert row["oe_gain_per_seed"] == [21.0, 23.0, 22.0] and row["oe_gain_verdict"] == "holds"
+    drop = runs.copy()
+    drop["per_class"] = [[a - 30 - s * (v == "full") for a in pc] if isinstance(pc, list) and v == "full" else pc
+                         for pc, v, s in zip(drop["per_class"], drop["variant"], drop["seed"])]
+    assert group_gains(drop, "cifar10", 10).iloc[0]["oe_gain_verdict"] == "fails"
+
+
+def test_group_gains_files(tmp_path, runs):
+    from paper_tables.perclass_groups import group_gains, write_group_gains
+    frames = {"Col A": group_gains(runs, "cifar10", 10), "Col B": group_gains(None, "cifar10", 50)}
+    paths = write_group_gains(tmp_path, frames, "Caption.")
+    md = paths["md"].read_text()
+    assert md.startswith("Caption.") and "## Col A" in md and "## Col B\n\nNo per-class record yet." in md
+    assert "| CD       | tail    | 7-9 (0 images) |" in md and "+20.00" in md
+    csv = pd.read_csv(paths["csv"])
+    assert len(csv) == 2 * 3 and set(csv["column"]) == {"Col A"}
+    assert csv.loc[0, "oe_gain_per_seed"] == "20.00;20.00;20.00"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["perclass_groups.csv", "perclass_groups.md"]
