@@ -176,14 +176,17 @@ def claim2_frame(reproduced: Optional[pd.DataFrame], reported: pd.DataFrame) -> 
     """
     runs = normalize_reproduced(reproduced)
     runs = runs[(runs["artifact"] == "table2") & (runs["setting"].isna() | (runs["setting"] == "imbalanced"))]
+    keys = ["paper_dataset", "paper_num", "method"]
+    stated = runs[runs["variant"] == "ft-only"].dropna(subset=["top1_compressed"]) if "top1_compressed" in runs \
+        else runs.iloc[:0]
     if "top1_compressed" not in runs:
         runs = runs.assign(top1_compressed=runs["top1"])
     runs = runs.assign(top1_compressed=runs["top1_compressed"].fillna(runs["top1"]))
-    keys = ["paper_dataset", "paper_num", "method"]
     wide = paired(runs, keys, "variant")
-    comp = paired(runs[runs["variant"] == "full"], keys, "variant", "top1_compressed")
-    if len(comp):
-        wide = wide.merge(comp.rename(columns={"full": "full_compressed"}), on=keys + ["seed"], how="left")
+    for variant, name, frame in (("full", "full_compressed", runs), ("ft-only", "ft_only_compressed", stated)):
+        comp = paired(frame[frame["variant"] == variant], keys, "variant", "top1_compressed")
+        if len(comp):
+            wide = wide.merge(comp.rename(columns={variant: name}), on=keys + ["seed"], how="left")
     rep = reported.set_index(["dataset", "num", "method", "variant"])["reported"]
     arch = reported.drop_duplicates("dataset").set_index("dataset")["arch"]
     rows = []
@@ -197,6 +200,7 @@ def claim2_frame(reproduced: Optional[pd.DataFrame], reported: pd.DataFrame) -> 
             row.update({f"{name}_{k}": v for k, v in _stats(_column(sel, col)).items()})
         for diff in CLAIM2_DIFFS:
             row.update(paired_stats(diff.prefix, _column(sel, diff.minuend), _column(sel, diff.subtrahend)))
+        row.update(_crn(sel))
         rows.append(row)
     out = pd.DataFrame(rows)
     if len(out):
@@ -204,6 +208,27 @@ def claim2_frame(reproduced: Optional[pd.DataFrame], reported: pd.DataFrame) -> 
                          _m=out["method"].map(METHOD_AXIS.ranks(out["method"])))
         out = out.sort_values(["_d", "num", "_m"]).drop(columns=["_d", "_m"]).reset_index(drop=True)
     return out
+
+
+def _crn(sel: pd.DataFrame) -> dict:
+    """Common random numbers (schema 2): ``ft-only`` shares ``none``'s compression stage, so its accuracy
+    before its fine-tuning must equal ``none``'s top-1 exactly.  ``crn_pairs``: seeds where both are stated;
+    ``crn_equal``: of those, the seeds where they are equal."""
+    a, b = _column(sel, "ft_only_compressed"), _column(sel, "none")
+    both = a.notna() & b.notna()
+    return {"crn_pairs": int(both.sum()), "crn_equal": int((a[both] == b[both]).sum())}
+
+
+def _crn_line(claim2: pd.DataFrame, names: list[str]) -> str:
+    pairs = int(claim2["crn_pairs"].sum()) if "crn_pairs" in claim2 else 0
+    if not pairs:
+        return "Common random numbers: no `ft-only` record states its accuracy before fine-tuning."
+    equal = int(claim2["crn_equal"].sum())
+    off = [f"{c} {method_label(r['method'])} ({r['crn_pairs'] - r['crn_equal']})"
+           for c, (_, r) in zip(names, claim2.iterrows()) if r["crn_equal"] < r["crn_pairs"]]
+    return (f"Common random numbers: `ft-only`'s accuracy before its fine-tuning equals `none`'s top-1 exactly in "
+            f"{equal} of {pairs} (column, method, seed) pairs (they share one compression stage)"
+            + (f"; differing: {', '.join(off)}." if off else "."))
 
 
 # ------------------------------------------------------------------------------------------ text
@@ -311,7 +336,7 @@ def _claim2_section(claim2: pd.DataFrame, columns: Optional[Mapping[str, RunsAs]
               "FT only": _ms(r, "ft_only"), "+ Ours": _ms(r, "full"),
               "+ Ours before its fine-tuning": _ms(r, "full_compressed")}
              for c, (_, r) in zip(names, claim2.iterrows())]
-    parts += ["### Top-1 (%) per row", markdown_table(means)]
+    parts += ["### Top-1 (%) per row", markdown_table(means), _crn_line(claim2, names)]
     for diff in CLAIM2_DIFFS:
         lines = []
         for c, (_, r) in zip(names, claim2.iterrows()):

@@ -120,6 +120,29 @@ def test_claim2_gains_stage_split_and_paper_gain():
     assert row["full_compressed_mean"] == pytest.approx(68.5)
 
 
+def test_claim2_counts_common_random_number_pairs_and_names_the_rows_that_break_them():
+    """ft-only shares none's compression stage (schema 2), so its accuracy before fine-tuning must equal
+    none's top-1 exactly; the check counts the pairs and names a row where one differs."""
+    runs = pd.DataFrame([
+        _run("table2", "mir", 10, "imbalanced", "none", 0, 70.0),
+        _run("table2", "mir", 10, "imbalanced", "ft-only", 0, 72.0, 70.0),           # equal: holds
+        _run("table2", "mir", 10, "imbalanced", "none", 1, 60.0),
+        _run("table2", "mir", 10, "imbalanced", "ft-only", 1, 61.0, 60.01),          # off by 0.01: broken
+        _run("table2", "cd", 10, "imbalanced", "none", 0, 50.0),
+        _run("table2", "cd", 10, "imbalanced", "ft-only", 0, 55.0, 50.0),
+        _run("table2", "cd", 10, "imbalanced", "ft-only", 1, 55.0, 50.0),            # no none: not a pair
+    ])
+    frame = claim2_frame(runs, load_reported_table2()).set_index("method")
+    assert (frame.loc["mir", "crn_pairs"], frame.loc["mir", "crn_equal"]) == (2, 1)
+    assert (frame.loc["cd", "crn_pairs"], frame.loc["cd", "crn_equal"]) == (1, 1)
+    md = claims_markdown(None, claim2_frame(runs, load_reported_table2()))
+    assert "equals `none`'s top-1 exactly in 2 of 3 (column, method, seed) pairs" in md
+    assert "differing: CIFAR-10 Num=10 MiR (1)." in md
+    same = runs.assign(top1_compressed=runs["top1_compressed"].where(runs["top1_compressed"] != 60.01, 60.0))
+    assert "exactly in 3 of 3 (column, method, seed) pairs (they share one compression stage)." in \
+        claims_markdown(None, claim2_frame(same, load_reported_table2()))
+
+
 def test_claim2_without_top1_compressed_uses_top1():
     runs = pd.DataFrame([_run("table2", "cd", 50, "imbalanced", "none", 0, 70.0),
                          _run("table2", "cd", 50, "imbalanced", "full", 0, 69.0)])
@@ -131,6 +154,7 @@ def test_claim2_without_top1_compressed_uses_top1():
     md = claims_markdown(None, claim2_frame(runs, load_reported_table2()))
     line = next(x for x in md.splitlines() if x.startswith("| CIFAR-10 Num=50") and "-1.00 [-1.00]" in x)
     assert "none (n=1)" in line and "0/1" in line and "inconclusive (n=1, no CI; mean < 0)" in line
+    assert "Common random numbers: no `ft-only` record states its accuracy before fine-tuning." in md
 
 
 def test_no_runs_give_empty_frames_and_say_so(tmp_path):
