@@ -290,8 +290,9 @@ def perclass_groups_caption(plan) -> str:
             f"{IMBALANCE_RATIO:g}; paper Sec. 5.3), profile {p.name}, schedule {p.schedule}, seeds "
             f"{', '.join(map(str, plan.seeds))} where a record exists. A group's accuracy is the mean of its classes' "
             "accuracies (classes split head -> tail by numpy.array_split; the images are the few-sample "
-            "images of the draw). Differences are paired by seed: mean ± std [per seed], 95% Student-t interval, "
-            "seeds > 0; holds = the interval lies above 0, fails = below 0, inconclusive otherwise. "
+            "images of the draw). Differences are paired by seed: mean, 95% Student-t interval, seeds > 0 and "
+            "verdict (std and per-seed values in the CSV); holds = the interval lies above 0, fails = below 0, "
+            "inconclusive otherwise. "
             "full = + Ours; ft-only = our control (the method, then plain CE fine-tuning). The per-class "
             "figures perclass_<column>.png show every class (paper_tables/perclass_groups.py).")
 
