@@ -51,6 +51,11 @@ def _classes_text(idx: Sequence[int], counts: Optional[list[int]]) -> str:
     return f"{span} ({images} image{'s' * (images != 1)})"
 
 
+def _variant(wide: pd.DataFrame, variant: str) -> pd.Series:
+    """One variant's group accuracy per seed (NaN where that variant has no record)."""
+    return wide[variant] if variant in wide else pd.Series(np.nan, index=wide.index)
+
+
 def group_gains(runs: Optional[pd.DataFrame], paper_dataset: str, paper_num: int) -> pd.DataFrame:
     """One row per (method, group) of the column: ``classes`` (indices and few-sample images), the mean
     group accuracy of ``none`` / ``ft-only`` / ``full`` over their seeds, and every difference of
@@ -71,13 +76,12 @@ def group_gains(runs: Optional[pd.DataFrame], paper_dataset: str, paper_num: int
             sel = wide[(wide["method"] == method) & (wide["group"] == group)]
             if sel.empty:
                 continue
-            col = lambda v: sel[v] if v in sel else pd.Series(np.nan, index=sel.index)  # noqa: E731
             row = {"dataset": paper_dataset, "num": paper_num, "method": method, "group": group,
                    "classes": _classes_text(idx_of[group], counts)}
             for v in ("none", "ft-only", "full"):
-                row[f"{v}_mean"] = float(col(v).mean())
+                row[f"{v}_mean"] = float(_variant(sel, v).mean())
             for prefix, a, b, _ in GROUP_DIFFS:
-                row.update(paired_stats(prefix, col(a), col(b)))
+                row.update(paired_stats(prefix, _variant(sel, a), _variant(sel, b)))
             rows.append(row)
     return pd.DataFrame(rows)
 
