@@ -184,7 +184,10 @@ def test_tables_and_figures_are_rendered(fake_env, capsys):
     perclass = {f"perclass_{ds}_num{n}.{e}" for ds, nums in (("cifar10", (10, 20, 50)), ("cifar100", (100, 200, 500)),
                                                              ("imagenet", (1000, 2000, 3000)))
                 for n in nums for e in ("png", "pdf")}                  # one per Table 2 column
+    perclass |= {"perclass_groups.md", "perclass_groups.csv"}         # head / medium / tail, every column
     assert {p.name for p in d.iterdir()} == tables | claims | figures | perclass
+    groups = (d / "perclass_groups.md").read_text()
+    assert groups.count("\n## ") == 9 and "| Method " in groups          # a section per Table 2 column
     md = (d / "table2.md").read_text()
     assert "context, not a target" in md and "CIFAR-100/ResNet-32 -> digits/demo_resnet_s, Num/10" in md
     assert "Schedule: demo" in md
