@@ -38,8 +38,8 @@ from oefsmc.axes import (
 from .cells import normalize_reproduced
 from .figure3 import save_figure
 
-__all__ = ["PERCLASS_VARIANTS", "VARIANT_STYLES", "perclass_runs", "perclass_frame", "figure_name",
-           "render_perclass"]
+__all__ = ["PERCLASS_VARIANTS", "VARIANT_STYLES", "GROUPS", "group_indices", "perclass_runs", "perclass_frame",
+           "figure_name", "render_perclass"]
 
 #: Legend label and line style per variant of :data:`PERCLASS_VARIANTS` (the Table 2 variants, in legend
 #: order; from :mod:`oefsmc.axes`): a variant that is not in the paper (our control) is dashed.
@@ -94,9 +94,19 @@ def figure_name(paper_dataset: str, paper_num: int) -> str:
     return f"perclass_{paper_dataset}_num{int(paper_num)}"
 
 
+#: The class groups, head -> tail.
+GROUPS = ("head", "medium", "tail")
+
+
+def group_indices(n_classes: int) -> dict[str, np.ndarray]:
+    """Head / medium / tail class indices: ``numpy.array_split`` of ``range(n_classes)`` in thirds, as the
+    records' ``head``/``medium``/``tail`` (:func:`oefsmc.core.evaluate.class_groups`, torch-free here)."""
+    return dict(zip(GROUPS, np.array_split(np.arange(n_classes), 3)))
+
+
 def _bands(ax, n_classes: int) -> None:
-    """Shade the head / medium / tail thirds (``numpy.array_split``, as the records' head/medium/tail)."""
-    for i, (name, idx) in enumerate(zip(("head", "medium", "tail"), np.array_split(np.arange(n_classes), 3))):
+    """Shade the head / medium / tail thirds (:func:`group_indices`)."""
+    for i, (name, idx) in enumerate(group_indices(n_classes).items()):
         if len(idx):
             ax.axvspan(idx[0] - 0.5, idx[-1] + 0.5, color="0.5", alpha=0.08 * (i % 2 == 0), lw=0)
             ax.text((idx[0] + idx[-1]) / 2, 0.02, name, transform=ax.get_xaxis_transform(), ha="center",

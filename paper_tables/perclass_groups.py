@@ -26,21 +26,16 @@ from oefsmc.axes import METHOD_AXIS, method_label
 
 from .claims import claims_csv, markdown_table, paired_cells, paired_stats
 from .formats import atomic_write_text
-from .perclass import class_counts, perclass_runs
+from .perclass import GROUPS, class_counts, group_indices, perclass_runs
 
 __all__ = ["GROUPS", "GROUP_DIFFS", "group_gains", "group_gains_markdown", "write_group_gains"]
 
-GROUPS = ("head", "medium", "tail")
 #: (prefix, minuend, subtrahend, Markdown title) of each paired difference, claim first.
 GROUP_DIFFS = (("oe_gain", "full", "none", "full − none"),
                ("ft_only_gain", "ft-only", "none", "ft-only − none"),
                ("oe_over_ft_only", "full", "ft-only", "full − ft-only"))
 #: The differences the Markdown shows (the CSV has all of :data:`GROUP_DIFFS`).
 MARKDOWN_DIFFS = ("oe_gain", "oe_over_ft_only")
-
-
-def _group_of(n_classes: int) -> dict[int, str]:
-    return {int(k): g for g, idx in zip(GROUPS, np.array_split(np.arange(n_classes), 3)) for k in idx}
 
 
 def _classes_text(idx: Sequence[int], counts: Optional[list[int]]) -> str:
@@ -64,12 +59,11 @@ def group_gains(runs: Optional[pd.DataFrame], paper_dataset: str, paper_num: int
     long = perclass_runs(runs, paper_dataset, paper_num)
     if long.empty:
         return pd.DataFrame(columns=["dataset", "num", "method", "group", "classes"])
-    n_classes = int(long["class_index"].max()) + 1
-    long = long.assign(group=long["class_index"].map(_group_of(n_classes)))
+    idx_of = group_indices(int(long["class_index"].max()) + 1)
+    long = long.assign(group=long["class_index"].map({int(k): g for g, idx in idx_of.items() for k in idx}))
     acc = long.groupby(["method", "group", "variant", "seed"])["accuracy"].mean().reset_index()
     wide = acc.pivot_table(index=["method", "group", "seed"], columns="variant", values="accuracy").reset_index()
     counts = class_counts(runs, paper_dataset, paper_num)
-    idx_of = dict(zip(GROUPS, np.array_split(np.arange(n_classes), 3)))
     rows = []
     for method in METHOD_AXIS.order(wide["method"].unique()):
         for group in GROUPS:

@@ -25,7 +25,7 @@ from tabulate import tabulate
 from oefsmc.axes import method_label
 
 from .cells import MISSING
-from .claims import claim2_frame, claim_column_name
+from .claims import claim2_frame, claim_column_name, claims_csv
 from .columns import RunsAs
 from .formats import atomic_write_text
 
@@ -131,8 +131,5 @@ def write_markdown_csv(out_dir, name: str, markdown: str, frame: pd.DataFrame) -
     out_dir = Path(out_dir)
     paths = {"md": out_dir / f"{name}.md", "csv": out_dir / f"{name}.csv"}
     atomic_write_text(paths["md"], markdown)
-    csv = frame.copy()
-    for col in [c for c in csv.columns if c.endswith("_per_seed")]:
-        csv[col] = [";".join(f"{d:.2f}" for d in v) if isinstance(v, list) else "" for v in csv[col]]
-    atomic_write_text(paths["csv"], csv.to_csv(index=False, float_format="%.4f", lineterminator="\n"))
+    atomic_write_text(paths["csv"], claims_csv(frame))
     return paths
