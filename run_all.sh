@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One entry point for reviewers.
-#   ./run_all.sh --table 1|2 | --figure 3a|3b|3c|3d|all [--profile P] [--jobs N] [--seeds K] ...
+#   ./run_all.sh --table 1|2 | --figure 3a|3b|3c|3d|all | --study protocols|selection-bias
+#                [--profile P] [--jobs N] [--seeds K] ...
 #   ./run_all.sh --test [pytest args]
 #   ./run_all.sh --setup-only
 #   ./run_all.sh --help
@@ -18,7 +19,8 @@ log() { echo "[run_all] $*" >&2; }
 
 usage() {
   cat <<'EOF'
-usage: ./run_all.sh --table 1|2 | --figure 3a|3b|3c|3d|all [sweep options]   run a paper artifact, render it
+usage: ./run_all.sh --table 1|2 | --figure 3a|3b|3c|3d|all | --study protocols|selection-bias [sweep options]
+                                           run a paper artifact or study (repeatable), render it
        ./run_all.sh --test [pytest args]   install the test extras if needed and run the test suite
        ./run_all.sh --setup-only           create .venv and install the suite, nothing else
        ./run_all.sh --help                 this help, then the sweep options

@@ -16,8 +16,8 @@ One call (``--budget-minutes``, default 9):
 3. Cells at the official schedule (``--set`` may shorten them; the timings then say so): Table 2's smallest
    Num of each column with a teacher, the four methods without OE, then with OE, then the ``ft-only``
    control, then Table 1 and the larger Nums (``--only`` narrows the slice).  A column whose teacher is not
-   finished runs with a *provisional* teacher (the checkpoint's weights) into ``results/gpu-runbook-
-   provisional/``: those records are timing runs, not results.  A cell starts only if the time left
+   finished runs with a *provisional* teacher (the checkpoint's weights) into ``<--out>/results/
+   gpu-runbook-provisional/``: those records are timing runs, not results.  A cell starts only if the time left
    covers the longest cell of its kind measured so far.  ``--concurrency N`` then runs N cells at once
    (N worker processes sharing the GPU) to measure the slowdown of concurrent cells.
 4. ``timings.csv`` / ``timings.json`` (seconds per cell and per stage, device, concurrency, teacher,

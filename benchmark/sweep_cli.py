@@ -51,7 +51,7 @@ def add_sweep_arguments(parser: argparse.ArgumentParser) -> argparse.ArgumentPar
                         help="protocols: Table 2 under each fine-tuning protocol (claim2_protocols.md); "
                              "selection-bias: the oracle-test DIAGNOSTIC (selection_bias.md; never in a table)")
     parser.add_argument("--profile", default=DEFAULT_PROFILE, choices=list(PROFILES),
-                        help="demo (default: offline, CPU, minutes) | cifar10-real | paper")
+                        help="demo (default: offline, CPU, minutes) | cifar10-real | cifar100-real | paper")
     parser.add_argument("--jobs", type=bounded(int, 1, MAX_JOBS), default=None, metavar="N",
                         help="parallel worker processes (default: the number of CPU cores; with dask, every "
                              "worker of the cluster; with slurm, one array task per cell); never more than the "

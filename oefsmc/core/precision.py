@@ -1,12 +1,13 @@
-"""Numerical precision per stage, on CPU and CUDA (docs/REPRODUCTION_NOTES.md, "GPU efficiency").
+"""Numerical precision per stage, on CPU and CUDA (docs/REPRODUCTION_NOTES.md, section 10, "On a GPU").
 
 Which stage may run in reduced precision, and why:
 
 - evaluation (:mod:`oefsmc.core.evaluate`): bf16 autocast + channels_last where bf16 is native (CUDA
   devices with bf16, CPUs with AMX / AVX-512-BF16).  Only arg-max predictions leave it; measured on CPU,
   top-1 moves by at most 0.07 points.  Every record names the precision used.
-- teacher training (:mod:`oefsmc.models.teacher_training`): fp32 by default, ``--precision bf16``
-  (autocast, fp32 master weights and optimizer) on request; one trainer on both devices.
+- teacher training (:mod:`oefsmc.models.teacher_training`): ``--precision auto`` by default, i.e. bf16
+  autocast (fp32 master weights and optimizer) where bf16 is native and fp32 elsewhere; ``fp32`` /
+  ``bf16`` on request; one trainer on both devices.
 - MiR mimicking, PRACTISE adaptors and recovery, CD stage C, the shared fine-tuning: fp32 weights,
   optimizer and losses; on CUDA, cuDNN may run the convolutions in TF32 (PyTorch's default).  No bf16
   autocast: it would be a recorded hyperparameter (changing every cache key) and was not measured.

@@ -14,7 +14,7 @@ import torch
 
 from benchmark import workers
 from benchmark.sweep import add_sweep_arguments, plan_from_args
-from oefsmc.core import evaluate
+from oefsmc.core import augment, evaluate
 from oefsmc.core.augment import random_crop_flip, to_device
 from oefsmc.core.precision import full_fp32, loss_values
 
@@ -24,11 +24,11 @@ VOLATILE = {"run", "timings", "original_timings", "reused", "env", "seconds", "w
 
 def test_full_fp32_switches_tf32_off_and_restores_it():
     before = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = True, True
     try:
         with full_fp32():
             assert not torch.backends.cuda.matmul.allow_tf32 and not torch.backends.cudnn.allow_tf32
-        assert torch.backends.cudnn.allow_tf32
+        assert torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32
     finally:
         torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = before
 
@@ -38,11 +38,27 @@ def test_losses_kept_on_the_device_give_the_same_floats():
     assert loss_values(vals) == [float(v) for v in vals] and loss_values([]) == []
 
 
-def test_augmentation_indices_are_the_same_through_to_device():
-    x = torch.arange(2 * 3 * 8 * 8, dtype=torch.float32).reshape(2, 3, 8, 8)
-    a = random_crop_flip(x, torch.Generator().manual_seed(3), 2)
-    b = random_crop_flip(x, torch.Generator().manual_seed(3), 2)
-    assert torch.equal(a, b) and torch.equal(to_device(torch.arange(4), torch.device("cpu")), torch.arange(4))
+def test_augmentation_draws_on_the_cpu_and_sends_its_indices_through_to_device(monkeypatch):
+    """Offsets and flips come from the CPU generator (the same numbers on every device) and every index
+    tensor reaches the images' device through ``to_device`` (pinned, non-blocking on CUDA); the crop equals
+    one computed by hand from the same draws."""
+    x = torch.arange(4 * 3 * 8 * 8, dtype=torch.float32).reshape(4, 3, 8, 8)
+    sent = []
+
+    def recording_to_device(t, device):
+        sent.append((t.device.type, tuple(t.shape)))
+        return to_device(t, device)
+
+    monkeypatch.setattr(augment, "to_device", recording_to_device)
+    out = random_crop_flip(x, torch.Generator().manual_seed(3), 2)
+    assert sent == [("cpu", (4, 8)), ("cpu", (4, 8)), ("cpu", (4,))]
+    g = torch.Generator().manual_seed(3)
+    dy, dx = torch.randint(0, 5, (4,), generator=g), torch.randint(0, 5, (4,), generator=g)
+    flips = torch.rand(4, generator=g) < 0.5
+    padded = torch.nn.functional.pad(x, (2, 2, 2, 2))
+    expected = torch.stack([padded[i, :, dy[i]:dy[i] + 8, dx[i]:dx[i] + 8] for i in range(4)])
+    expected = torch.where(flips[:, None, None, None], expected.flip(3), expected)
+    assert torch.equal(out, expected) and not torch.equal(out, x)
 
 
 @pytest.mark.parametrize("device,shape,expected", [
