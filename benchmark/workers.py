@@ -5,9 +5,11 @@ worker that runs a CUDA cell creates its own CUDA context the first time it touc
 (``oefsmc.pipeline.run_config`` picks the device inside the worker), so N cells share the GPU the way N
 independent processes do: the few-sample cells are small and leave most of a large GPU idle on their own.
 
-- The parent never initialises CUDA: planning (``resolve_config``) and rendering only read files, and
-  devices are picked in the workers (tested).  loky starts its workers by fork + exec, so they would not
-  inherit a CUDA state in any case; the parent would only waste a context's memory on the GPU.
+- The parent never initialises CUDA: planning (``resolve_config``) and rendering only read files, the
+  ``auto`` precisions ask a child process whether the GPU has bf16 (``oefsmc.core.evaluate``), and devices
+  are picked in the workers (tested with CUDA made to look available).  loky starts its workers by
+  fork + exec, so they would not inherit a CUDA state in any case; the parent would only waste a
+  context's memory on the GPU.
 - CPU threads (:func:`worker_threads`): a worker running CPU cells gets one intra-op thread (N workers
   share the cores; more would oversubscribe them).  A worker running CUDA cells gets its share of the
   cores, ``cores // N``, not one: its CPU-side work (few-sample draws, decoding, resizing OOD images,

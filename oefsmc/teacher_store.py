@@ -38,11 +38,9 @@ def resolve_train_precision(precision: str, device: str = "auto") -> str:
     """``auto`` -> ``bf16`` on a CPU with native bf16 or a CUDA device that supports it, else ``fp32``."""
     if precision != "auto":
         return precision
-    dev = pick_device(device)
-    if dev.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp32"
-    from .core.evaluate import cpu_has_bf16
-    return "bf16" if cpu_has_bf16() else "fp32"
+    from .core.evaluate import NATIVE_BF16  # asks CUDA without initialising it in this process
+    native = NATIVE_BF16.get(pick_device(device).type)
+    return "bf16" if native is not None and native() else "fp32"
 
 
 def pick_device(name: str) -> torch.device:

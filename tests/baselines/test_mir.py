@@ -62,6 +62,19 @@ def test_vgg_mimics_kept_channels_of_pruned_last_conv():
     student = _method().build_student(teacher, _data())
     ch = feature_channels(teacher, student)
     assert ch is not None and len(ch) == 32  # pruned-A halves the last conv (64 -> 32)
+    assert torch.equal(ch, student.kept[teacher.conv_names()[-1]])
+    assert not torch.equal(ch, torch.arange(32))  # an L1 choice, so which channels matters below
+
+    data = _data()
+    probe = copy.deepcopy(student.model).train()
+    with torch.no_grad():  # the 40 images fit in one batch
+        s = probe.forward_features(data.few_x)
+        t = teacher.forward_features(data.few_x)
+    expected = feature_mse_per_sample(s, t[:, ch]).mean()
+    stats = mimic(teacher, student.model, data, mir_hp(dict(_method().hp, iters=1)),
+                  torch.Generator().manual_seed(0), channels=ch)
+    assert stats["loss_first"] == pytest.approx(float(expected), rel=1e-4)
+    assert abs(float(expected) - float(feature_mse_per_sample(s, t[:, :32]).mean())) > 1e-3
 
 
 def test_combined_loss_is_lambda_mixture_and_lambda_acts():

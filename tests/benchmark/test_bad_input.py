@@ -363,12 +363,12 @@ def test_a_sweep_whose_cells_all_fail_leaves_the_tables_byte_identical(world, mo
 
 def test_dry_run_and_real_run_agree_on_the_exit_code(world, monkeypatch, capsys):
     monkeypatch.setenv(sweep.FAKE_PIPELINE_ENV, "test_sweep_fakes")
-    situations = {"ok": {}, "all skipped": {"OEFSMC_FAKE_MISSING": "digits"}}
-    for name, env in situations.items():
+    situations = {"ok": ({}, 0), "all skipped": ({"OEFSMC_FAKE_MISSING": "digits"}, 1)}
+    for name, (env, expected) in situations.items():
         for k, v in env.items():
             monkeypatch.setenv(k, v)
         args = _argv(Case("x", DEMO1 + ["--jobs", "1", "--no-render"], 0, ""), world)
-        assert main(args + ["--dry-run"]) == main(args), name
+        assert (main(args + ["--dry-run"]), main(args)) == (expected, expected), name
         for k in env:
             monkeypatch.delenv(k)
 

@@ -3,6 +3,7 @@ threads, a parent that never touches CUDA, and the same records with ``--jobs 1`
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import subprocess
@@ -16,7 +17,9 @@ from benchmark import workers
 from benchmark.sweep import add_sweep_arguments, plan_from_args
 from oefsmc.core import augment, evaluate
 from oefsmc.core.augment import random_crop_flip, to_device
+from oefsmc.config import Cell
 from oefsmc.core.precision import full_fp32, loss_values
+from oefsmc.pipeline import resolve_config
 
 REPO = Path(__file__).resolve().parents[2]
 VOLATILE = {"run", "timings", "original_timings", "reused", "env", "seconds", "wall_s"}
@@ -89,15 +92,48 @@ def test_cpu_workers_get_one_thread_cuda_workers_their_share(monkeypatch):
 
 
 def test_planning_a_sweep_never_initialises_cuda(monkeypatch, tmp_path):
+    """On a GPU machine planning resolves ``device=auto`` and ``eval_precision=auto`` for every cell; none of
+    it may create a CUDA context in the parent (benchmark/workers.py).  CUDA is made to look available and
+    initialising it raises."""
     def refuse(*_a, **_k):
         raise AssertionError("the sweep's parent process initialised CUDA")
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
     monkeypatch.setattr(torch.cuda, "_lazy_init", refuse)
     monkeypatch.setattr(torch.cuda, "init", refuse)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", refuse)
+    monkeypatch.setattr(evaluate, "_probe_cuda_bf16", lambda: True)  # what a child process would answer
     args = add_sweep_arguments(argparse.ArgumentParser()).parse_args(
         ["--table", "2", "--seeds", "1", "--jobs", "4", "--results-dir", str(tmp_path), "--only", "method=mir"])
     plan, _, n_jobs = plan_from_args(args)
-    assert n_jobs == 4 and len(plan.jobs) == 27 and not torch.cuda.is_initialized()
+    assert n_jobs == 4 and len(plan.jobs) == 27
+    planned = Cell.from_dict(next(iter(plan.jobs.values())).cell)
+    auto = dataclasses.replace(planned, device="auto", eval_precision="auto")
+    config = resolve_config(auto)
+    assert config["device"] == "cuda" and config["eval_precision"] == "bf16"
+
+
+def test_cuda_bf16_is_asked_in_process_only_once_cuda_is_initialised(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
+    monkeypatch.setattr(evaluate, "_probe_cuda_bf16", lambda: False)
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    assert evaluate._cuda_has_bf16() is False            # not initialised: the child process answers
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    assert evaluate._cuda_has_bf16() is True             # a worker that already has its context asks itself
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert evaluate._cuda_has_bf16() is False
+
+
+def test_cuda_bf16_probe_runs_in_a_child_process():
+    """The child's answer is this process's ``torch.cuda.is_bf16_supported()`` (False without CUDA)."""
+    expected = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
+    evaluate._probe_cuda_bf16.cache_clear()
+    try:
+        assert evaluate._probe_cuda_bf16() is expected
+    finally:
+        evaluate._probe_cuda_bf16.cache_clear()
 
 
 def _strip(obj):

@@ -32,6 +32,7 @@ import pytest
 import torch
 
 import paper_data
+from oefsmc.data.fewshot import longtail_counts
 
 REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -57,7 +58,6 @@ def suite_cache(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def paper_root(tmp_path_factory) -> Path:
     """Every file the paper profile reads, tiny, plus a ResNet-34 state dict standing for the teacher."""
-    from oefsmc.data.fewshot import longtail_counts
     from oefsmc.models import build_model
     root = tmp_path_factory.mktemp("paper-data")
     paper_data.write_cifar10(root)
@@ -140,7 +140,8 @@ def test_paper_sweep_used_every_loader_and_the_real_networks(paper_sweep, paper_
     assert by[("cifar100", "fskd")]["teacher"]["recipe"].startswith("akamaster-resnet[")
     net = by[("imagenet", "mir")]
     assert net["config"]["data"]["train"]["source"] == f"folder:{paper_root / 'imagenet' / 'train'}"
-    assert net["config"]["data"]["train"]["size"] == 1478 and net["config"]["data"]["test"]["size"] == 20
+    folder_size = sum(max(1, c) for c in longtail_counts(1000, 1000, 100.0))  # paper_data.write_imagenet
+    assert net["config"]["data"]["train"]["size"] == folder_size and net["config"]["data"]["test"]["size"] == 20
     assert net["teacher"]["kind"] == "file" and net["model"]["teacher_params"] == 21797672  # torchvision ResNet-34
     assert by[("cifar10", "practise")]["model"]["teacher_params"] > 14_000_000  # VGG-16 (CIFAR head)
 

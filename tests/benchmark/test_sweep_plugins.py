@@ -16,9 +16,16 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_plugin_module_names_baselines():
+    """In a fresh interpreter (this one has the plug-ins already: tests/conftest.py) the core registers no
+    baseline until ``load_plugins`` imports them."""
     assert plugins.PLUGIN_PACKAGES == ("baselines",)
-    plugins.load_plugins()
-    assert "baselines" in sys.modules
+    probe = ("import sys; from benchmark import plugins; from oefsmc.core.method import METHODS; "
+             "before = ('baselines' in sys.modules, 'mir' in METHODS); plugins.load_plugins(); "
+             "print(before, ('baselines' in sys.modules, 'mir' in METHODS))")
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True, env=env,
+                         cwd=REPO, timeout=120)
+    assert out.stdout.split() == ["(False,", "False)", "(True,", "True)"]
 
 
 @pytest.fixture

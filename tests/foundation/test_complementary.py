@@ -67,11 +67,16 @@ def test_class_aware_importance_weights():
 def test_eq6_readings():
     few = [4, 2, 2, 1, 1, 0, 0, 0, 0, 0]
     aux = np.array([5, 6, 7, 8, 9] * 2)
+    # rebalanced: (m_j + a_j) / (M + m); the auxiliary labels add 2 images to each of classes 5-9
     w = importance_class_weights(few, aux, "rebalanced")
-    assert w.sum() == pytest.approx(1)
-    assert w[9] > np.array(few)[9] / 10  # a tail class gains weight over its prior
+    assert np.allclose(w, np.array([4, 2, 2, 1, 1, 2, 2, 2, 2, 2]) / 20)
+    assert w[0] < 4 / 10 and w[9] > 0  # the head class loses weight against its prior, a tail class gains it
+    # inverse: 1 / (m_j + 1), normalised
     inv = importance_class_weights(few, aux, "inverse")
-    assert np.all(np.diff(inv) >= 0)  # monotone: rarer class, larger weight
+    raw = np.array([1 / 5, 1 / 3, 1 / 3, 1 / 2, 1 / 2, 1, 1, 1, 1, 1])
+    assert np.allclose(inv, raw / raw.sum())
+    with pytest.raises(ValueError, match="unknown class-weight mode"):
+        importance_class_weights(few, aux, "uniform")
 
 
 def test_draw_labels_follows_distribution():

@@ -126,7 +126,9 @@ def test_pickled_code_checkpoint_is_refused(tmp_path):
 @pytest.mark.realdata
 @pytest.mark.parametrize("depth,top1", [(20, 91.73), (32, 92.63), (56, 93.39)])
 def test_published_teachers_reproduce(shared_data, depth, top1):
-    ckpt = next((shared_data / "teachers").glob(f"cifar10_resnet{depth}-*.th"))
+    ckpt = next((shared_data / "teachers").glob(f"cifar10_resnet{depth}-*.th"), None)
+    if ckpt is None:
+        pytest.skip(f"no published cifar10_resnet{depth}-*.th in {shared_data / 'teachers'}")
     proc = cli("teacher", "eval", "--dataset", "cifar10", "--arch", f"resnet{depth}", "--teacher", str(ckpt),
                "--data-root", str(shared_data), "--json")
     rec = json.loads(proc.stdout.strip().splitlines()[-1])

@@ -101,9 +101,10 @@ def test_claims_show_the_fifth_method_after_practise(runs, tmp_path):
     assert pd.isna(x5["paper_drop"]) and x5["drop_mean"] == pytest.approx(5.0)
     assert pd.isna(c2[c2["method"] == "x5"].iloc[0]["paper_gain"])
     md = claims_markdown(c1, c2)
-    for section in md.split("###"):
-        if "| CD " in section:
-            assert section.index("| x5 ") > section.index("| PRACTISE ")
+    sections = [section for section in md.split("###") if "| CD " in section]
+    assert len(sections) >= 2                                     # claim 1's and claim 2's tables at least
+    for section in sections:
+        assert section.index("| x5 ") > section.index("| PRACTISE ")
     paths = write_claims(tmp_path, "claims", c1, c2)
     assert "x5" in paths["csv"].read_text()
 
@@ -124,13 +125,23 @@ def test_perclass_draws_the_fifth_method_last(runs, tmp_path):
     assert paths["png"].exists()
 
 
-def test_figure3a_draws_a_fifth_method_and_an_unknown_variant(tmp_path):
+def test_figure3a_draws_a_fifth_method_and_an_unknown_variant(tmp_path, monkeypatch):
+    import paper_tables.figure3 as figure3
+    seen = {}
+
+    def capture(fig, path, fmt):
+        ax = fig.axes[0]
+        seen[fmt] = ([t.get_text() for t in ax.get_legend().get_texts()],
+                     [t.get_text() for t in ax.get_xticklabels()])
+
+    monkeypatch.setattr(figure3, "save_figure", capture)
     rows = [{"panel": "a", "method": m, "num": 50, "variant": v, "param_name": "variant", "param_value": None,
              "seed": s, "top1": 60.0 + s}
             for m in ("x5", "mir") for v in ("none", "full", "ft-only", "zz") for s in range(2)]
-    paths = render_figure3("a", pd.DataFrame(rows), tmp_path)
-    assert paths["png"].exists()
-    assert method_label("x5") == "x5"
+    render_figure3("a", pd.DataFrame(rows), tmp_path)
+    legend, ticks = seen["png"]
+    assert legend == ["x5 Num=50", "MiR Num=50"]                   # the fifth method is drawn, with its name
+    assert len(ticks) == 4 and ticks[-1] == "zz" and "FT only" in ticks[2]      # the unknown variant, last
 
 
 def test_an_unknown_dataset_column_sorts_after_the_known_ones():

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from oefsmc.core import evaluate
 from oefsmc.pipeline import resolve_config, run_config
 
 REPO = Path(__file__).resolve().parents[2]
@@ -92,7 +93,14 @@ def test_common_random_numbers_across_variants(monkeypatch):
             assert rec["ft-only"]["compression"]["reused"] and rec["no-ft"]["compression"]["reused"]
 
 
-def test_resolved_config_names_device_threads_and_precision():
+@pytest.mark.parametrize("cuda, native_bf16, device, precision", [
+    (False, False, "cpu", "fp32"), (False, True, "cpu", "bf16"), (True, False, "cuda", "fp32"),
+    (True, True, "cuda", "bf16")])
+def test_resolved_config_names_device_threads_and_precision(monkeypatch, cuda, native_bf16, device, precision):
+    """``device=auto`` and ``eval_precision=auto`` are resolved into the key: the device the machine has and
+    bf16 only where that device computes it natively."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    monkeypatch.setattr(evaluate, "NATIVE_BF16", {"cpu": lambda: native_bf16, "cuda": lambda: native_bf16})
     r = resolve_config(dict(CELLS[0], device="auto", eval_precision="auto"))
-    assert r["device"] in ("cpu", "cuda") and r["threads"] == 1 and r["eval_precision"] in ("fp32", "bf16")
-    assert r["schema_version"] == 2
+    assert (r["device"], r["eval_precision"], r["threads"], r["schema_version"]) == (device, precision, 1, 2)
+    assert resolve_config(dict(CELLS[0], device="auto", eval_precision="fp32"))["eval_precision"] == "fp32"

@@ -2,11 +2,14 @@
 diagnostic (oefsmc/core/finetune.py, oefsmc/pipeline.py)."""
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 import torch
 import torch.nn as nn
 
+import oefsmc.core.finetune as ft_module
 from oefsmc.core.finetune import FINETUNE_PARAMS, finetune, head_module
 from oefsmc.core.params import resolve
 from oefsmc.core.stage_data import StageData
@@ -92,9 +95,27 @@ def test_oracle_test_is_a_labelled_diagnostic_that_changes_nothing_else():
     assert "diagnostic" not in plain and "diagnostic" not in resolve_config(CELL)
 
 
-def test_holdout_monitor_trains_on_fewer_images_and_is_keyed():
+def _rows(x: torch.Tensor) -> Counter:
+    return Counter(r.numpy().tobytes() for r in x.cpu())
+
+
+def test_holdout_monitor_trains_on_fewer_images_and_is_keyed(monkeypatch):
+    seen = []
+    original = ft_module.finetune
+
+    def spy(model, data, loss_fn, hp, generator, aux_labels_fn=None, augment=None, probe=None, holdout=None,
+            *args):
+        seen.append((data.few_x, holdout))
+        return original(model, data, loss_fn, hp, generator, aux_labels_fn, augment, probe, holdout, *args)
+
+    monkeypatch.setattr(ft_module, "finetune", spy)
+    run_config(resolve_config(CELL))
     rec = run_config(resolve_config(dict(CELL, overrides={"finetune.monitor": "holdout_loss"})))
-    assert rec["stats"]["finetune"]["held_out_images"] > 0
+    (all_x, no_holdout), (train_x, (held_x, _)) = seen
+    assert no_holdout is None and len(all_x) == CELL["num"]
+    assert rec["stats"]["finetune"]["held_out_images"] == len(held_x) > 0
+    assert len(train_x) == CELL["num"] - len(held_x)              # fine-tuning sees only the rest
+    assert _rows(train_x) + _rows(held_x) == _rows(all_x)          # a split of the same few-sample set
     assert rec["config"]["hp"]["finetune"]["holdout"] == 0.2
     assert "holdout" not in resolve_config(CELL)["hp"]["finetune"]
     with pytest.raises(UserError, match="holdout_loss"):
