@@ -4,7 +4,8 @@ Key
     ``sha256(canonical JSON of {"schema_version": RESULTS_SCHEMA_VERSION, "config": resolved})``, first
     20 hex digits, where ``resolved`` is :func:`oefsmc.pipeline.resolve_config`'s fully resolved config
     (every hyperparameter, the teacher's identity, the data and OOD source identities) minus
-    :data:`KEY_LOCATION_FIELDS`.  Those are *locations* (the ``--data-root`` directory, the teacher
+    :data:`KEY_LOCATION_FIELDS`, and the path part of the OOD source specs (:data:`KEY_SOURCE_FIELDS`).
+    Those are *locations* (the ``--data-root`` directory, the teacher
     checkpoint's path, the files the data was read from), not identities: the same checkpoint (same
     sha256) or dataset (same fingerprint) at another path is the same experiment, so committed records
     stay valid on a reviewer's machine.  The resolved config carries the identities next to them.
@@ -48,6 +49,8 @@ from oefsmc.schema import RESULTS_SCHEMA_VERSION  # noqa: F401  (re-exported)
 #: Dotted paths in the resolved config left out of the key: locations, each next to an identity
 #: (``teacher.sha256``, ``data.*.fingerprint``) that stays in.  Absent paths are ignored.
 KEY_LOCATION_FIELDS = ("data_root", "teacher.path", "data.train.source", "data.test.source")
+#: OOD source specs whose path part is a location too (``ood.identity`` carries the content's identity).
+KEY_SOURCE_FIELDS = ("hp.oe.ood", "ood.source")
 KEY_HEX = 20
 STATUSES = ("ok", "failed")
 #: Suffix of a record set aside because it could not be used (``<key>.json.corrupt``).
@@ -71,11 +74,27 @@ def _drop_path(obj: Any, parts: list[str]) -> Any:
     return out
 
 
+def _source_kind(obj: Any, parts: list[str]) -> Any:
+    """A copy of ``obj`` whose nested OOD source spec ``parts`` keeps its kind only (``random300k:PATH`` ->
+    ``random300k``); a spec without a path (``cifar100``) and an absent field are left as they are."""
+    if not isinstance(obj, dict) or parts[0] not in obj:
+        return obj
+    out = dict(obj)
+    if len(parts) == 1:
+        if isinstance(out[parts[0]], str):
+            out[parts[0]] = out[parts[0]].partition(":")[0]
+    else:
+        out[parts[0]] = _source_kind(out[parts[0]], parts[1:])
+    return out
+
+
 def key_material(resolved: dict) -> dict:
     """What the key hashes: the schema version and the resolved config without locations."""
     config = resolved
     for dotted in KEY_LOCATION_FIELDS:
         config = _drop_path(config, dotted.split("."))
+    for dotted in KEY_SOURCE_FIELDS:
+        config = _source_kind(config, dotted.split("."))
     return {"schema_version": RESULTS_SCHEMA_VERSION, "config": config}
 
 

@@ -125,12 +125,21 @@ def _teacher_train(args, spec, device) -> dict:
     overrides = parse_overrides(args.overrides)
     precision = resolve_train_precision(args.precision or DEFAULT_TRAIN_PRECISION, args.device)
     recipe = trained_recipe(args.dataset, args.arch, overrides)
-    ident = resolve_teacher(args.dataset, args.arch, args.data_root, None, "auto", overrides, precision)
+    ident = resolve_teacher(args.dataset, args.arch, args.data_root, None, "auto", overrides, precision,
+                            device=args.device)
     out = Path(args.out) if args.out else trained_teacher_path(ident["key"])
     if out.is_dir():
         raise UserError(f"--out {out} is a directory: pass the path of the checkpoint file to write")
     from .preflight import check_writable_dir
     check_writable_dir(out.parent, "--out")
+    if not args.out and device.type == "cpu":
+        # into the cells' teacher cache, under the key a cell computes: train it as a cell would, on one
+        # thread (CPU reductions follow the thread count; a file passed with --teacher is keyed by its sha256)
+        import torch
+
+        from oefsmc.pipeline import CELL_THREADS
+        torch.set_num_threads(CELL_THREADS)
+        _log(f"into the cells' teacher cache: {CELL_THREADS} thread, as a cell trains it (--out PATH: all cores)")
     _log(f"training {args.arch} on {args.dataset} with {recipe.name} ({recipe.epochs} epochs, {precision}) -> {out}")
     meta = train_and_save(args.dataset, args.arch, args.data_root, recipe, out, device, precision, _log,
                           progress=not args.no_progress, max_epochs_this_run=args.max_epochs,
@@ -167,7 +176,7 @@ def _teacher_run(args) -> int:
     else:
         from oefsmc.core.params import parse_overrides
         ident = resolve_teacher(args.dataset, args.arch, args.data_root, None, "auto",
-                                parse_overrides(args.overrides), args.precision or "auto")
+                                parse_overrides(args.overrides), args.precision or "auto", device=args.device)
         teacher = load_teacher(ident, args.dataset, args.arch, args.data_root, device, _log)
     test = load_split(args.dataset, args.data_root, "test", args.download)
     acc = evaluate(teacher.model, test.images, test.labels, spec.num_classes, 500,

@@ -149,6 +149,37 @@ def plan_from_records(entries: Iterable[GridEntry], profile, cache: ResultCache,
     return Plan(profile, list(artifacts), list(seeds), entries, keys, reasons, kinds, jobs)
 
 
+def records_from_other_stacks(plan, cache: ResultCache, here: Optional[dict] = None) -> Optional[str]:
+    """One line when cached records this sweep reuses were computed under another torch version or, for CPU
+    cells, another CPU vector ISA (``env.cpu_capability``: AVX2, AVX512, ...).  Neither is in the key
+    (committed records would then be unusable on a reviewer's machine), yet fp32 kernels can differ
+    between them in the last bits, so a reused record may not be bit-identical to what this machine would
+    compute (docs/REPRODUCTION_NOTES.md, "Record keys").  ``--force`` recomputes.  ``None`` when all match.
+    ``here``: this machine's ``{"torch": ..., "cpu_capability": ...}`` (tests pass their own)."""
+    if here is None:
+        import torch
+        here = {"torch": torch.__version__.split("+")[0], "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+    differing: dict[str, set] = defaultdict(set)
+    count = 0
+    for job in plan.jobs.values():
+        entry = cache.check(job.key)
+        if entry.state != "ok":
+            continue
+        env = entry.record.get("env") or {}
+        theirs = {"torch": (env.get("packages") or {}).get("torch"), "cpu_capability": env.get("cpu_capability")}
+        names = ["torch"] + (["cpu_capability"] if entry.record.get("config", {}).get("device") == "cpu" else [])
+        diff = [n for n in names if theirs[n] is not None and theirs[n] != here[n]]
+        count += bool(diff)
+        for n in diff:
+            differing[n].add(f"{theirs[n]} there, {here[n]} here")
+    if not count:
+        return None
+    what = "; ".join(f"{n}: {', '.join(sorted(v))}" for n, v in sorted(differing.items()))
+    return (f"{count} cached record{'s' if count != 1 else ''} reused here {'was' if count == 1 else 'were'} "
+            f"computed on another stack ({what}); the numbers may differ from this machine's in the last bits: "
+            "--force recomputes them")
+
+
 #: Resolved-config fields that a cell's identity leaves out but its key contains: where a record of the same
 #: experiment can differ (the machine's evaluation precision, the device, the teacher file, the data files).
 MACHINE_FIELDS = ("eval_precision", "device", "threads", "teacher", "data", "ood")

@@ -147,13 +147,14 @@ def plan_from_args(args: argparse.Namespace) -> tuple[Plan, ResultCache, int]:
 
 
 def _plan_summary(plan: Plan, cache: ResultCache, dry_run: bool) -> dict[str, Any]:
-    from .record_plan import records_under_other_choices
+    from .record_plan import records_from_other_stacks, records_under_other_choices
     skip_lines = report_skipped(plan)
     for line in skip_lines + report_skipped(plan, "error"):
         log(line)
-    elsewhere = records_under_other_choices(plan, cache) if plan.jobs else None
-    if elsewhere:
-        log(elsewhere)
+    for note in (records_under_other_choices, records_from_other_stacks):
+        line = note(plan, cache) if plan.jobs else None
+        if line:
+            log(line)
     return {
         "command": "sweep", "profile": plan.profile.name, "artifacts": plan.artifacts,
         "seeds": len(plan.seeds),

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import functools
 import importlib.metadata as md
+import json
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
 import torch
@@ -39,6 +41,27 @@ def package_versions() -> dict:
         except md.PackageNotFoundError:
             out[name] = None
     return out
+
+
+def cuda_facts() -> dict:
+    """``{"name", "bf16"}`` of CUDA device 0, asked without initialising CUDA in this process when it is not
+    yet initialised: a sweep's parent resolves every cell's device and precision and must not create a
+    CUDA context (benchmark/workers.py), and ``torch.cuda.get_device_name`` / ``is_bf16_supported`` do, so a
+    child process asks instead, once per process.  ``{}`` without CUDA."""
+    if not torch.cuda.is_available():
+        return {}
+    if torch.cuda.is_initialized():
+        return {"name": torch.cuda.get_device_name(0), "bf16": bool(torch.cuda.is_bf16_supported())}
+    return _probe_cuda()
+
+
+@functools.lru_cache(maxsize=1)
+def _probe_cuda() -> dict:
+    """:func:`cuda_facts` in a child process (which may initialise CUDA; this one does not)."""
+    probe = ("import json, torch; print(json.dumps({'name': torch.cuda.get_device_name(0), "
+             "'bf16': bool(torch.cuda.is_bf16_supported())} if torch.cuda.is_available() else {}))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def device_name(device: torch.device) -> str:

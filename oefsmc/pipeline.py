@@ -28,8 +28,9 @@ from .core.evaluate import resolve_precision
 from .core.method import METHODS
 from .core.params import check_all_used, resolve
 from .data.fewshot import class_counts
-from .data.ood import parse_source
+from .data.ood import parse_source, path_source_identity
 from .data.sources import DATASETS
+from .envinfo import cuda_facts
 from .errors import UserError
 from .models import ARCHS
 from .oe.params import OE_PARAMS, with_derived_defaults
@@ -106,8 +107,11 @@ def _resolve(cell: Cell) -> dict:
         "overrides": dict(sorted(overrides.items())), "hp": hp,
         "data": data_identity(cell.dataset, data_root), "data_root": data_root,
         "teacher": resolve_teacher(cell.dataset, cell.arch, data_root, cell.teacher,
-                                   cell.teacher_normalization, _teacher_overrides(cell, overrides)),
+                                   cell.teacher_normalization, _teacher_overrides(cell, overrides),
+                                   device=cell.device),
         "ood": ood_info, "device": device.type,
+        # CUDA kernels differ between GPU models (TF32, cuDNN algorithms): the GPU is part of the key
+        **({"gpu": cuda_facts()["name"]} if device.type == "cuda" else {}),
         "eval_precision": resolve_precision(cell.eval_precision, device),
         "threads": CELL_THREADS,
         **({"diagnostic": ft.DIAGNOSTIC_TEST_SELECTION} if diagnostic else {}),
@@ -138,11 +142,8 @@ def _teacher_overrides(cell: Cell, overrides: dict) -> dict:
 
 def _ood_identity(source: str, root: str | None) -> str:
     kind, arg = parse_source(source)
-    if arg:  # identity = name and size, not the location, so records stay valid at another path
-        p = Path(arg)
-        size = sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) if p.is_dir() else (
-            p.stat().st_size if p.exists() else -1)
-        return f"{kind}:{p.name}|{size}"
+    if arg:  # identity = the content, not the location, so records stay valid at another path
+        return path_source_identity(kind, arg)
     if kind in ("cifar10", "cifar100") and root:
         return f"{kind}:" + data_identity(kind, str(Path(root).resolve()))["train"]["fingerprint"]
     return kind
@@ -164,6 +165,9 @@ def run_config(resolved: Mapping[str, Any], log=None, finetune_probe=None, evalu
     cfg = ResolvedConfig.from_dict(resolved)
     threads_before = torch.get_num_threads()
     torch.set_num_threads(int(cfg.get("threads", CELL_THREADS)))
+    cudnn_before = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    if cfg["device"] == "cuda":  # the same cuDNN algorithms every run, whatever else shares the GPU
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
     try:
         state = RunState(cfg, log, finetune_probe, evaluate_final)
         t_start = time.perf_counter()
@@ -176,3 +180,4 @@ def run_config(resolved: Mapping[str, Any], log=None, finetune_probe=None, evalu
         return record(state)
     finally:
         torch.set_num_threads(threads_before)
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = cudnn_before

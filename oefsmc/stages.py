@@ -107,14 +107,31 @@ def _stage_data(s: RunState) -> RunState:
     s.variant = VARIANTS.get(cfg.oe)
     s.train = load_split(cfg.dataset, cfg.data_root, "train")
     s.test = load_split(cfg.dataset, cfg.data_root, "test")
+    for split, images in (("train", s.train), ("test", s.test)):
+        _same_as_planned(f"the {cfg.dataset} {split} data", cfg["data"][split]["fingerprint"], images.fingerprint)
+    if "gpu" in cfg:  # a node of another GPU model (a SLURM partition, a dask worker) computes other floats
+        _same_as_planned("the GPU", cfg["gpu"], torch.cuda.get_device_name(s.device))
     s.few = sample_fewshot(s.train.labels.numpy(), s.spec.num_classes, cfg.dataset, cfg.num, cfg.balanced,
                            cfg.imbalance_ratio, cfg.seed)
     return s
 
 
+def _same_as_planned(what: str, planned: Any, now: Any) -> None:
+    """A record is a function of its key: the data and teacher a cell runs on must be the ones its key was
+    computed from (a file replaced between planning and running, e.g. a teacher still training, would
+    otherwise give a record under the old identity)."""
+    if planned != now:
+        raise UserError(f"{what} is not what the sweep was planned with ({str(planned)[:24]} planned, "
+                        f"{str(now)[:24]} here; changed since, or another machine): rerun the sweep where its "
+                        "cells run, so they are keyed on what they run on")
+
+
 def _stage_teacher(s: RunState) -> RunState:
     """Load (or train once and cache) the teacher; the few-sample images in its normalisation."""
     s.teacher = get_teacher(s.cfg, s.device, s.log)
+    if s.cfg["teacher"]["kind"] == "file":
+        _same_as_planned(f"the teacher file {s.cfg['teacher']['path']}", s.cfg["teacher"]["sha256"],
+                         s.teacher.identity["sha256"])
     s.norm = Normalizer(s.teacher.normalization, s.device)
     s.few_x = s.norm(s.train.images[torch.as_tensor(s.few.indices)])
     s.few_y = s.train.labels[torch.as_tensor(s.few.indices)].to(s.device)

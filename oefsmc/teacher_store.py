@@ -66,18 +66,21 @@ def trained_recipe(dataset: str, arch: str, overrides: Optional[Mapping[str, str
 
 def resolve_teacher(dataset: str, arch: str, data_root: Optional[str], teacher: Optional[str] = None,
                     normalization: str = "auto", overrides: Optional[Mapping[str, str]] = None,
-                    precision: str = DEFAULT_TRAIN_PRECISION) -> dict:
-    """The identity of the teacher a cell of (dataset, arch) uses (what the cache key records)."""
+                    precision: str = DEFAULT_TRAIN_PRECISION, device: str = "auto") -> dict:
+    """The identity of the teacher a cell of (dataset, arch) uses (what the cache key records).  A teacher
+    the suite trains trains on the cell's ``device``: its precision (``auto``) and its key follow that
+    device, not whatever else the machine has."""
     if teacher:
         return teacher_identity(teacher, normalization)
     if arch == "resnet34" and dataset == "imagenet":
         return {"kind": "torchvision", "weights": "ResNet34_Weights.IMAGENET1K_V1", "normalization": "imagenet"}
     recipe = trained_recipe(dataset, arch, overrides)
-    precision = resolve_train_precision(precision)
+    precision = resolve_train_precision(precision, device)
     fp = data_identity(dataset, data_root)["train"]["fingerprint"]
+    where = pick_device(device).type
     return {"kind": "trained", "recipe": recipe.name, "seed": TEACHER_SEED, "normalization": recipe.normalization,
             "precision": precision, "recipe_fields": dataclasses.asdict(recipe),
-            "key": trained_teacher_key(dataset, arch, recipe.name, TEACHER_SEED, fp, precision)}
+            "key": trained_teacher_key(dataset, arch, recipe.name, TEACHER_SEED, fp, precision, where)}
 
 
 _TEACHERS: dict[tuple, Teacher] = {}
@@ -94,7 +97,7 @@ def load_teacher(identity: Mapping, dataset: str, arch: str, data_root: str | No
                  log=None) -> Teacher:
     """Load (or train and cache on disk) the teacher :func:`resolve_teacher` identified; memoised per process."""
     t = identity
-    key = (t.get("sha256") or t.get("key") or t.get("weights"), arch, str(device))
+    key = (t.get("sha256") or t.get("key") or t.get("weights"), t.get("normalization"), arch, str(device))
     if key in _TEACHERS:
         return _TEACHERS[key]
     spec = DATASETS.get(dataset)

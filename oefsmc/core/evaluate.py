@@ -18,12 +18,12 @@ evaluates 178 img/s in batches of 1000 and 445 img/s in batches of 128, with bit
 from __future__ import annotations
 
 import functools
-import subprocess
-import sys
 
 import numpy as np
 import torch
 import torch.nn as nn
+
+from ..envinfo import cuda_facts
 
 
 def class_groups(num_classes: int) -> dict[str, list[int]]:
@@ -44,23 +44,9 @@ def cpu_has_bf16() -> bool:
 
 
 def _cuda_has_bf16() -> bool:
-    """Does the CUDA device support bf16?  Asked without initialising CUDA in this process when it is not
-    yet initialised (a sweep's parent plans every cell's ``eval_precision`` and must not create a CUDA
-    context: benchmark/workers.py): ``torch.cuda.is_bf16_supported`` initialises it, so a child process
-    asks instead, once per process."""
-    if not torch.cuda.is_available():
-        return False
-    if torch.cuda.is_initialized():
-        return bool(torch.cuda.is_bf16_supported())
-    return _probe_cuda_bf16()
-
-
-@functools.lru_cache(maxsize=1)
-def _probe_cuda_bf16() -> bool:
-    """``torch.cuda.is_bf16_supported()`` in a child process (which may initialise CUDA; this one does not)."""
-    probe = "import torch; print(int(torch.cuda.is_available() and torch.cuda.is_bf16_supported()))"
-    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, check=True)
-    return out.stdout.strip().splitlines()[-1] == "1"
+    """Does the CUDA device support bf16?  Asked without creating a CUDA context in this process
+    (:func:`oefsmc.envinfo.cuda_facts`)."""
+    return bool(torch.cuda.is_available() and cuda_facts()["bf16"])
 
 
 #: device type -> does it run bf16 natively (``auto`` precision)?

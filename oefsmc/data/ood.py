@@ -1,7 +1,8 @@
 """OOD pools (OE-FSMC Sec. 4.3, "OOD Set Handling") and their sources.
 
 A pool pre-samples n images (default max(500, auxiliary-set size)) from an OOD source with a generator
-seeded by (dataset, OOD source, n, seed) only, drops every image byte-identical to an image of the
+seeded by (dataset, OOD source, n, seed) only -- a source read from a path by its content identity
+(:func:`path_source_identity`), not its location -- drops every image byte-identical to an image of the
 in-distribution training set, resizes to the in-distribution resolution (and channel count), and stays
 fixed per seed.  Sources (a registry keyed by the part before ``:``):
 
@@ -28,6 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UserError
+from ..filehash import sha256_file
 from ..registry import Registry
 from .fewshot import seed_from
 from .imageset import ImageSet
@@ -100,6 +102,39 @@ OOD_SOURCES.add("npz", _npz)
 OOD_SOURCES.add("demo-patches", _demo)
 
 
+def path_source_identity(kind: str, arg: str) -> str:
+    """The identity of an OOD source read from a path, independent of where it lies: a file by its
+    sha256 (computed once per size and modification time), a folder by the sorted list of its files'
+    relative paths and sizes (hashing every image of a Places365-sized tree would take minutes)."""
+    p = Path(arg)
+    if p.is_dir():
+        return f"{kind}:files-" + _folder_listing_sha256(str(p.resolve()))[:16]
+    if not p.exists():
+        return f"{kind}:{p.name}|missing"
+    st = p.stat()
+    return f"{kind}:sha256-" + _file_sha256(str(p.resolve()), st.st_size, st.st_mtime_ns)[:16]
+
+
+@functools.lru_cache(maxsize=16)
+def _folder_listing_sha256(path: str) -> str:
+    """Once per process (a sweep plans every cell with the same folder; a tree of 1.8M images takes seconds)."""
+    root = Path(path)
+    listing = sorted((str(f.relative_to(root)), f.stat().st_size) for f in root.rglob("*") if f.is_file())
+    return hashlib.sha256(repr(listing).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=16)
+def _file_sha256(path: str, _size: int, _mtime_ns: int) -> str:
+    return sha256_file(Path(path))
+
+
+def _seed_source(source: str) -> str:
+    """What seeds a pool's draw: the source spec, with a path replaced by the content identity (the same
+    file at another path draws the same pool; a source without a path is its spec, as always)."""
+    kind, arg = parse_source(source)
+    return path_source_identity(kind, arg) if arg else source
+
+
 def parse_source(spec: str) -> tuple[str, str]:
     kind, _, arg = spec.partition(":")
     OOD_SOURCES.get(kind)  # validates
@@ -150,7 +185,7 @@ def ood_pool(dataset: str, id_train: ImageSet, source: str, n: int, seed: int,
     if kind == dataset:
         raise UserError(f"OOD source {source} is the in-distribution dataset itself: choose another --set oe.ood")
     candidates = load_candidates(source, root, download)
-    key = f"ood|{dataset}|{source}|{n}|{seed}"
+    key = f"ood|{dataset}|{_seed_source(source)}|{n}|{seed}"
     order = np.random.default_rng(seed_from(key)).permutation(len(candidates))
     id_hashes = _id_hashes(id_train)
     chosen: list[int] = []

@@ -164,9 +164,12 @@ def default_recipe(dataset: str, arch: str) -> str:
 
 
 def trained_teacher_key(dataset: str, arch: str, recipe: str, seed: int, data_fingerprint: str,
-                        precision: str = "fp32") -> str:
-    """Cache key of a suite-trained teacher: everything that decides its weights (the trainer's version too)."""
-    return f"{dataset}-{arch}-{recipe}-s{seed}-{precision}-t{TRAINER_VERSION}-{data_fingerprint}"
+                        precision: str = "fp32", device: str = "cpu") -> str:
+    """Cache key of a suite-trained teacher: everything that decides its weights (the trainer's version too).
+    The device type it trains on is named when it is not the CPU (CUDA kernels give other floats; a CPU
+    teacher's key is as it always was, so the committed demo records keep theirs)."""
+    where = "" if device == "cpu" else f"-{device}"
+    return f"{dataset}-{arch}-{recipe}-s{seed}-{precision}{where}-t{TRAINER_VERSION}-{data_fingerprint}"
 
 
 def save_teacher(model: nn.Module, path: Path, meta: dict) -> None:

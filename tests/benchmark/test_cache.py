@@ -50,6 +50,18 @@ def test_key_is_a_hash_of_identities_not_locations():
     assert cell_key(_with(RESOLVED, ["seed"], 1)) != k
 
 
+def test_an_ood_file_at_another_path_keeps_the_key_its_kind_and_content_do_not():
+    spec = _with(_with(RESOLVED, ["hp", "oe", "ood"], "random300k:/a/300K.npy"),
+                 ["ood"], {"source": "random300k:/a/300K.npy", "identity": "random300k:sha256-1"})
+    k = cell_key(spec)
+    moved = _with(_with(spec, ["hp", "oe", "ood"], "random300k:/b/x.npy"), ["ood", "source"], "random300k:/b/x.npy")
+    assert cell_key(moved) == k
+    assert cell_key(_with(spec, ["ood", "identity"], "random300k:sha256-2")) != k         # other content
+    assert cell_key(_with(spec, ["hp", "oe", "ood"], "npz:/a/300K.npy")) != k             # other kind
+    plain = _with(RESOLVED, ["hp", "oe", "ood"], "cifar100")                             # no path: as it was
+    assert cache_mod.key_material(plain)["config"]["hp"]["oe"]["ood"] == "cifar100"
+
+
 def test_key_includes_the_schema_version(monkeypatch):
     k = cell_key(RESOLVED)
     monkeypatch.setattr(cache_mod, "RESULTS_SCHEMA_VERSION", cache_mod.RESULTS_SCHEMA_VERSION + 1)

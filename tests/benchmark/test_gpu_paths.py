@@ -15,6 +15,7 @@ import torch
 
 from benchmark import workers
 from benchmark.sweep import add_sweep_arguments, plan_from_args
+from oefsmc import envinfo
 from oefsmc.core import augment, evaluate
 from oefsmc.core.augment import random_crop_flip, to_device
 from oefsmc.config import Cell
@@ -103,7 +104,8 @@ def test_planning_a_sweep_never_initialises_cuda(monkeypatch, tmp_path):
     monkeypatch.setattr(torch.cuda, "_lazy_init", refuse)
     monkeypatch.setattr(torch.cuda, "init", refuse)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", refuse)
-    monkeypatch.setattr(evaluate, "_probe_cuda_bf16", lambda: True)  # what a child process would answer
+    monkeypatch.setattr(torch.cuda, "get_device_name", refuse)
+    monkeypatch.setattr(envinfo, "_probe_cuda", lambda: {"name": "GPU-X", "bf16": True})  # a child's answer
     args = add_sweep_arguments(argparse.ArgumentParser()).parse_args(
         ["--table", "2", "--seeds", "1", "--jobs", "4", "--results-dir", str(tmp_path), "--only", "method=mir"])
     plan, _, n_jobs = plan_from_args(args)
@@ -111,29 +113,51 @@ def test_planning_a_sweep_never_initialises_cuda(monkeypatch, tmp_path):
     planned = Cell.from_dict(next(iter(plan.jobs.values())).cell)
     auto = dataclasses.replace(planned, device="auto", eval_precision="auto")
     config = resolve_config(auto)
-    assert config["device"] == "cuda" and config["eval_precision"] == "bf16"
+    assert (config["device"], config["gpu"], config["eval_precision"]) == ("cuda", "GPU-X", "bf16")
+    assert "gpu" not in resolve_config(planned)                     # a CPU cell's key is as it was
 
 
-def test_cuda_bf16_is_asked_in_process_only_once_cuda_is_initialised(monkeypatch):
+def test_cuda_is_asked_in_process_only_once_cuda_is_initialised(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda: True)
-    monkeypatch.setattr(evaluate, "_probe_cuda_bf16", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda _i=0: "GPU-here")
+    monkeypatch.setattr(envinfo, "_probe_cuda", lambda: {"name": "GPU-child", "bf16": False})
     monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
-    assert evaluate._cuda_has_bf16() is False            # not initialised: the child process answers
-    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
-    assert evaluate._cuda_has_bf16() is True             # a worker that already has its context asks itself
+    assert envinfo.cuda_facts()["name"] == "GPU-child" and evaluate._cuda_has_bf16() is False
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)   # a worker that has its context asks itself
+    assert envinfo.cuda_facts() == {"name": "GPU-here", "bf16": True} and evaluate._cuda_has_bf16() is True
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert evaluate._cuda_has_bf16() is False
+    assert envinfo.cuda_facts() == {} and evaluate._cuda_has_bf16() is False
 
 
-def test_cuda_bf16_probe_runs_in_a_child_process():
-    """The child's answer is this process's ``torch.cuda.is_bf16_supported()`` (False without CUDA)."""
-    expected = bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported())
-    evaluate._probe_cuda_bf16.cache_clear()
+def test_cuda_probe_runs_in_a_child_process():
+    """The child's answer is this process's (``{}`` on a machine without CUDA)."""
+    expected = ({"name": torch.cuda.get_device_name(0), "bf16": bool(torch.cuda.is_bf16_supported())}
+                if torch.cuda.is_available() else {})
+    envinfo._probe_cuda.cache_clear()
     try:
-        assert evaluate._probe_cuda_bf16() is expected
+        assert envinfo._probe_cuda() == expected
     finally:
-        evaluate._probe_cuda_bf16.cache_clear()
+        envinfo._probe_cuda.cache_clear()
+
+
+def test_cuda_cells_run_with_deterministic_cudnn_and_restore_it(monkeypatch):
+    """run_config pins cuDNN's algorithms for a CUDA cell (checked on CPU by faking a CUDA config up to the
+    first stage) and leaves the process's settings as they were."""
+    from oefsmc import pipeline
+    seen = {}
+
+    def first_stage(state):
+        seen["flags"] = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+        raise RuntimeError("stop")
+
+    monkeypatch.setattr(pipeline, "STAGES", [pipeline.Stage("data", first_stage)])
+    before = (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    for device, flags in (("cuda", (True, False)), ("cpu", before)):
+        with pytest.raises(RuntimeError, match="stop"):
+            pipeline.run_config({"device": device, "threads": 1})
+        assert seen["flags"] == flags
+        assert (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) == before
 
 
 def _strip(obj):

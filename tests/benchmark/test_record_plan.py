@@ -142,3 +142,22 @@ def test_sweep_names_records_of_the_same_experiment_made_under_another_machine_c
     line = records_under_other_choices(plan, cache)
     assert line.startswith("1 cell to compute already has a record of the same experiment under another key")
     assert "eval_precision: bf16 there, fp32 here" in line and "--render-only" in line
+
+
+def test_records_from_another_stack_are_named_once_in_one_line(tmp_path):
+    from types import SimpleNamespace
+
+    from benchmark.record_plan import records_from_other_stacks
+    cache = ResultCache(tmp_path, "demo")
+    envs = {"a" * 20: ("2.14.1", "AVX2", "cpu"), "b" * 20: ("2.14.1", "AVX512", "cpu"),
+            "c" * 20: ("2.9.0", "AVX2", "cpu"), "d" * 20: ("2.14.1", "AVX512", "cuda")}
+    for key, (torch_version, isa, device) in envs.items():
+        rec = _record(key, {"method": "cd", "dataset": "digits"}, 50.0, 1.0)
+        rec.update(config={"device": device}, env={"packages": {"torch": torch_version}, "cpu_capability": isa})
+        cache.write(rec)
+    plan = SimpleNamespace(jobs={k: SimpleNamespace(key=k) for k in list(envs) + ["e" * 20]})   # e: no record
+    line = records_from_other_stacks(plan, cache, here={"torch": "2.14.1", "cpu_capability": "AVX2"})
+    assert line.startswith("2 cached records reused here were computed on another stack")  # b (ISA) and c (torch)
+    assert "cpu_capability: AVX512 there, AVX2 here" in line and "torch: 2.9.0 there, 2.14.1 here" in line
+    assert records_from_other_stacks(SimpleNamespace(jobs={"a" * 20: SimpleNamespace(key="a" * 20)}), cache,
+                                     here={"torch": "2.14.1", "cpu_capability": "AVX2"}) is None

@@ -102,6 +102,27 @@ def test_ood_pool_drops_byte_identical_images(tmp_path):
         ood_pool("digits", train, f"npz:{tmp_path / 'ood.npz'}", 80, 0, None)
 
 
+def test_an_ood_file_is_identified_and_drawn_by_its_content_not_its_path(tmp_path):
+    from oefsmc.data.ood import path_source_identity
+    train = load_split("digits", None, "train")
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (100, 8, 8, 1), dtype=np.uint8)
+    (tmp_path / "b").mkdir()
+    np.savez(tmp_path / "ood.npz", images=images)
+    np.savez(tmp_path / "b" / "copy.npz", images=images)
+    np.savez(tmp_path / "other.npz", images=255 - images)                  # same size, other content
+    ident = {name: path_source_identity("npz", str(tmp_path / name)) for name in ("ood.npz", "b/copy.npz",
+                                                                                  "other.npz")}
+    assert ident["ood.npz"] == ident["b/copy.npz"] != ident["other.npz"]
+    pools = [ood_pool("digits", train, f"npz:{tmp_path / name}", 20, 0, None) for name in ("ood.npz", "b/copy.npz")]
+    assert torch.equal(pools[0].images, pools[1].images)                   # the same draw at either path
+    folder = path_source_identity("folder", str(tmp_path / "b"))
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "copy.npz").write_bytes((tmp_path / "b" / "copy.npz").read_bytes())
+    (tmp_path / "c" / "extra.bin").write_bytes(b"x")
+    assert path_source_identity("folder", str(tmp_path / "c")) != folder   # a folder: its file list
+
+
 def test_to_resolution_grey_and_resize():
     rgb = torch.randint(0, 256, (3, 32, 32, 3), dtype=torch.uint8)
     out = to_resolution(rgb, 8, 1)

@@ -151,3 +151,29 @@ def test_sigkill_then_resume_reaches_the_uninterrupted_weights(tmp_path):
     ev = json.loads(subprocess.run(cmd, env=env, cwd=REPO, check=True, capture_output=True, text=True,
                                    timeout=300).stdout.strip().splitlines()[-1])
     assert ev["top1"] == round(side["top1"], 4)
+
+
+def test_teacher_train_into_the_cache_writes_the_teacher_a_cell_trains(tmp_path, monkeypatch):
+    """Without ``--out`` the command writes under the key cells look up, so it trains as a cell does (one
+    thread, whatever ``OMP_NUM_THREADS`` says): the file is the one a cell would have trained itself."""
+    from oefsmc.filehash import sha256_file
+    from oefsmc.teacher_store import get_teacher, resolve_teacher, trained_teacher_path
+    cell_cache, cli_cache = tmp_path / "cell", tmp_path / "cli"
+    monkeypatch.setenv("OEFSMC_CACHE", str(cell_cache))
+    ident = resolve_teacher("digits", "demo_vgg", None, device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        get_teacher({"teacher": ident, "dataset": "digits", "arch": "demo_vgg", "data_root": None},
+                    torch.device("cpu"))
+    finally:
+        torch.set_num_threads(threads)
+    env = dict(os.environ, OEFSMC_CACHE=str(cli_cache), OMP_NUM_THREADS="2")
+    proc = subprocess.run([sys.executable, "-m", "benchmark", "teacher", "train", "--dataset", "digits", "--arch",
+                           "demo_vgg", "--device", "cpu", "--no-progress"], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "1 thread, as a cell trains it" in proc.stderr
+    cell_file = trained_teacher_path(ident["key"])
+    cli_file = cli_cache / cell_file.relative_to(cell_cache)
+    assert sha256_file(cli_file) == sha256_file(cell_file)

@@ -147,6 +147,38 @@ def test_load_teacher_needs_no_cell():
     assert teacher is get_teacher(resolve_config(CELL), torch.device("cpu"))
 
 
+def _teacher_file(tmp_path) -> Path:
+    from oefsmc.teacher_store import get_teacher
+    path = tmp_path / "teacher.pt"
+    torch.save({"state_dict": get_teacher(resolve_config(CELL), torch.device("cpu")).model.state_dict()}, path)
+    return path
+
+
+def test_a_teacher_file_replaced_after_planning_is_refused(tmp_path):
+    path = _teacher_file(tmp_path)
+    resolved = resolve_config(dict(CELL, teacher=str(path)))
+    state = torch.load(path, weights_only=True)
+    state["state_dict"] = {k: v + 1 if v.is_floating_point() else v for k, v in state["state_dict"].items()}
+    torch.save(state, path)                                        # e.g. a teacher still training, rewritten
+    with pytest.raises(UserError, match="teacher.pt is not what the sweep was planned with"):
+        run_config(resolved)
+
+
+def test_data_changed_after_planning_is_refused():
+    resolved = resolve_config(CELL)
+    resolved["data"]["test"]["fingerprint"] = "0" * 16
+    with pytest.raises(UserError, match="digits test data is not what the sweep was planned with"):
+        run_config(resolved)
+
+
+def test_the_teacher_cache_of_a_process_keeps_normalisations_apart(tmp_path):
+    from oefsmc.teacher_store import load_teacher, resolve_teacher
+    path = _teacher_file(tmp_path)
+    loaded = {norm: load_teacher(resolve_teacher("digits", "demo_vgg", None, str(path), norm), "digits", "demo_vgg",
+                                 None, torch.device("cpu")) for norm in ("none", "imagenet")}
+    assert {norm: t.normalization for norm, t in loaded.items()} == {"none": "none", "imagenet": "imagenet"}
+
+
 # ------------------------------------------------------------------------------------------- plug-ins
 def _imports(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
