@@ -156,9 +156,11 @@ def records_from_other_stacks(plan, cache: ResultCache, here: Optional[dict] = N
     between them in the last bits, so a reused record may not be bit-identical to what this machine would
     compute (docs/REPRODUCTION_NOTES.md, "Record keys").  ``--force`` recomputes.  ``None`` when all match.
     ``here``: this machine's ``{"torch": ..., "cpu_capability": ...}`` (tests pass their own)."""
-    if here is None:
+    if here is None:  # what a record made here would say (oefsmc.envinfo.environment)
         import torch
-        here = {"torch": torch.__version__.split("+")[0], "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+        from oefsmc.envinfo import package_versions
+        here = {"torch": package_versions()["torch"], "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     differing: dict[str, set] = defaultdict(set)
     count = 0
     for job in plan.jobs.values():

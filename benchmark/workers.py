@@ -6,7 +6,7 @@ worker that runs a CUDA cell creates its own CUDA context the first time it touc
 independent processes do: the few-sample cells are small and leave most of a large GPU idle on their own.
 
 - The parent never initialises CUDA: planning (``resolve_config``) and rendering only read files, the
-  ``auto`` precisions ask a child process whether the GPU has bf16 (``oefsmc.core.evaluate``), and devices
+  GPU's name and bf16 support come from a child process (``oefsmc.envinfo.cuda_facts``), and devices
   are picked in the workers (tested with CUDA made to look available).  loky starts its workers by
   fork + exec, so they would not inherit a CUDA state in any case; the parent would only waste a
   context's memory on the GPU.

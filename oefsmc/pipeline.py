@@ -111,7 +111,7 @@ def _resolve(cell: Cell) -> dict:
                                    device=cell.device),
         "ood": ood_info, "device": device.type,
         # CUDA kernels differ between GPU models (TF32, cuDNN algorithms): the GPU is part of the key
-        **({"gpu": cuda_facts()["name"]} if device.type == "cuda" else {}),
+        **({"gpu": cuda_facts().get("name", "unknown")} if device.type == "cuda" else {}),
         "eval_precision": resolve_precision(cell.eval_precision, device),
         "threads": CELL_THREADS,
         **({"diagnostic": ft.DIAGNOSTIC_TEST_SELECTION} if diagnostic else {}),

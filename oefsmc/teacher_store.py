@@ -13,6 +13,7 @@
 """
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 from pathlib import Path
@@ -51,8 +52,14 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-@functools.lru_cache(maxsize=64)
 def data_identity(dataset: str, root: Optional[str]) -> dict:
+    """Source, fingerprint and size of both splits: a fresh dict each call (configs are edited by callers;
+    the cached one must not be)."""
+    return copy.deepcopy(_data_identity(dataset, root))
+
+
+@functools.lru_cache(maxsize=64)
+def _data_identity(dataset: str, root: Optional[str]) -> dict:
     train = load_split(dataset, root, "train")
     test = load_split(dataset, root, "test")
     return {"train": {"source": train.source, "fingerprint": train.fingerprint, "size": len(train)},

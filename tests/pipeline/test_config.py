@@ -169,6 +169,7 @@ def test_data_changed_after_planning_is_refused():
     resolved["data"]["test"]["fingerprint"] = "0" * 16
     with pytest.raises(UserError, match="digits test data is not what the sweep was planned with"):
         run_config(resolved)
+    assert resolve_config(CELL)["data"]["test"]["fingerprint"] != "0" * 16   # the edit did not reach the cache
 
 
 def test_the_teacher_cache_of_a_process_keeps_normalisations_apart(tmp_path):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from oefsmc import envinfo
 from oefsmc.core import evaluate
 from oefsmc.pipeline import resolve_config, run_config
 
@@ -101,6 +102,7 @@ def test_resolved_config_names_device_threads_and_precision(monkeypatch, cuda, n
     bf16 only where that device computes it natively."""
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     monkeypatch.setattr(evaluate, "NATIVE_BF16", {"cpu": lambda: native_bf16, "cuda": lambda: native_bf16})
+    monkeypatch.setattr(envinfo, "_probe_cuda", lambda: {"name": "GPU-X", "bf16": native_bf16})
     r = resolve_config(dict(CELLS[0], device="auto", eval_precision="auto"))
     assert (r["device"], r["eval_precision"], r["threads"], r["schema_version"]) == (device, precision, 1, 2)
     assert resolve_config(dict(CELLS[0], device="auto", eval_precision="fp32"))["eval_precision"] == "fp32"
